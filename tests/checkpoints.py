@@ -3,6 +3,7 @@ special tokens at LFM2's ids: the fixtures every parity test compares against.""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -129,8 +130,7 @@ def save_checkpoint(
     spellings of the first LFM2 releases (block_ff_dim, full_attn_idxs, rope_theta, tie_embedding)."""
     folder.mkdir(parents=True, exist_ok=True)
     kwargs = {"max_shard_size": max_shard_size} if max_shard_size else {}
-    model.to(dtype).save_pretrained(folder, **kwargs)
-    model.to(torch.float32)
+    copy.deepcopy(model).to(dtype).save_pretrained(folder, **kwargs)  # the reference stays float32
     make_tokenizer(folder)
     if original_style:
         path = folder / "config.json"
@@ -149,3 +149,20 @@ def hf_logits(model, tokens: list[list[int]] | list[int], attention_mask=None):
     with torch.no_grad():
         out = model(input_ids=ids, attention_mask=attention_mask)
     return out.logits.float().numpy()
+
+
+def random_tokens(length: int, seed: int = 0) -> list[int]:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(14, VOCAB_SIZE, (length,), generator=generator).tolist()
+
+
+def stepwise_logits(model, tokens: list[int], prefill: int):
+    """Logits from a prefill of `prefill` tokens, then one token at a time through the caches."""
+    import mlx.core as mx
+    import numpy as np
+
+    cache = model.make_cache()
+    chunks = [model(mx.array([tokens[:prefill]]), cache=cache)]
+    for token in tokens[prefill:]:
+        chunks.append(model(mx.array([[token]]), cache=cache))
+    return np.array(mx.concatenate(chunks, axis=1).astype(mx.float32))
