@@ -67,13 +67,19 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    """SwiGLU feed-forward: `w2(silu(w1(h)) * w3(h))`."""
+    """SwiGLU feed-forward: `down(silu(gate(h)) * up(h))`.
 
-    def __init__(self, dim: int, hidden: int):
+    `names` are the projections' names in the checkpoints: dense LFM2 says w1 (gate), w3 (up)
+    and w2 (down); LFM2-MoE in the MLX layout (mlx-lm, mlx-swift-lm) says gate_proj, up_proj
+    and down_proj.
+    """
+
+    def __init__(self, dim: int, hidden: int, names: tuple[str, str, str] = ("w1", "w3", "w2")):
         super().__init__()
-        self.w1 = nn.Linear(dim, hidden, bias=False)
-        self.w3 = nn.Linear(dim, hidden, bias=False)
-        self.w2 = nn.Linear(hidden, dim, bias=False)
+        self._gate, self._up, self._down = names
+        self[self._gate] = nn.Linear(dim, hidden, bias=False)
+        self[self._up] = nn.Linear(dim, hidden, bias=False)
+        self[self._down] = nn.Linear(hidden, dim, bias=False)
 
     def __call__(self, h: mx.array) -> mx.array:
-        return self.w2(nn.silu(self.w1(h)) * self.w3(h))
+        return self[self._down](nn.silu(self[self._gate](h)) * self[self._up](h))

@@ -17,10 +17,15 @@ from mlx_lm.models.base import create_attention_mask, create_ssm_mask
 from ..cache import make_cache
 from ..config import ModelConfig
 from .layers import MLP, Attention, ShortConv
+from .moe import DENSE_NAMES, SparseMoeBlock
 from .weights import sanitize
 
 
 def feed_forward(config: ModelConfig, index: int) -> nn.Module:
+    if config.is_sparse_layer(index):
+        return SparseMoeBlock(config)
+    if config.is_moe:
+        return MLP(config.hidden_size, config.ff_dim, names=DENSE_NAMES)
     return MLP(config.hidden_size, config.ff_dim)
 
 
