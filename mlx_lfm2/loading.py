@@ -149,6 +149,10 @@ def load_model(model_path: str | Path, *, lazy: bool = False) -> Model:
     model.load_weights(list(weights.items()), strict=True)
     model.eval()
     if not lazy:
+        # Layer by layer: tensors built from several stored ones (stacked experts) then hold
+        # their sources only one layer at a time.
+        for layer in model.layers:
+            mx.eval(layer.parameters())
         mx.eval(model.parameters())
     return model
 

@@ -92,3 +92,17 @@ def test_route_selects_highest_biased_scores_and_weights_unbiased():
     assert len(set(experts[1].tolist())) == 2  # all tied: two distinct experts, any two
     weights, _ = route(logits, 4, None, normalize=True, scale=1.0)
     np.testing.assert_allclose(np.array(weights.sum(-1)), 1.0, atol=1e-5)
+
+
+def test_per_expert_checkpoint_loads_without_a_second_copy(tmp_path):
+    """HF stores experts one by one; stacking them must not hold both layouts at once."""
+    config = dict(TINY_MOE, hidden_size=128, num_experts=32, moe_intermediate_size=256, num_dense_layers=0)
+    folder = save_checkpoint(hf_model(config, seed=1), tmp_path)
+    on_disk = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    assert on_disk > 40e6
+    mx.clear_cache()
+    mx.reset_peak_memory()
+    model, _ = mlx_lfm2.load(folder)
+    assert model.layers[0].feed_forward.switch_mlp.gate_proj.weight.shape == (32, 256, 128)
+    one_layer = on_disk / config["num_hidden_layers"]
+    assert mx.get_peak_memory() < on_disk + one_layer
