@@ -1,8 +1,10 @@
 """mlx_lfm2: Liquid AI's LFM2 family on Apple MLX."""
 
-from .config import ModelConfig
-from .errors import CheckpointError, ConfigError, LFM2Error
-from .loading import load
-
-__all__ = ["load", "ModelConfig", "LFM2Error", "ConfigError", "CheckpointError"]
 __version__ = "0.1.0"
+
+from .config import ModelConfig  # noqa: E402
+from .errors import CheckpointError, ConfigError, LFM2Error  # noqa: E402
+from .loading import load  # noqa: E402
+from .convert import convert  # noqa: E402  the function shadows the subpackage's name on purpose
+
+__all__ = ["load", "convert", "ModelConfig", "LFM2Error", "ConfigError", "CheckpointError"]

@@ -91,8 +91,12 @@ def make_tokenizer(folder: Path) -> None:
     wrapped.save_pretrained(folder)
 
 
-def randomize(model: torch.nn.Module, seed: int) -> None:
-    """Weights that give activations and logits of order 1 (HF's init makes them tiny)."""
+def randomize(model: torch.nn.Module, seed: int, gain: float = 1.0) -> None:
+    """Weights that give activations and logits of order 1 (HF's init makes them tiny).
+
+    gain scales the projections inside the blocks: below 1 the residual stream dominates, as in
+    trained models, instead of the chaos of full-width random layers that amplifies any
+    rounding (used where quantization error is measured)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
@@ -103,18 +107,20 @@ def randomize(model: torch.nn.Module, seed: int) -> None:
                 value = 0.2 * noise
             elif "conv.conv.weight" in name:
                 value = 0.5 * noise
-            else:
+            elif "embed_tokens" in name or "lm_head" in name:
                 value = noise / math.sqrt(tensor.shape[-1])
+            else:
+                value = gain * noise / math.sqrt(tensor.shape[-1])
             tensor.copy_(value.to(tensor.dtype))
 
 
-def hf_model(config: dict[str, Any], seed: int = 0):
+def hf_model(config: dict[str, Any], seed: int = 0, gain: float = 1.0):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     hf_config = AutoConfig.for_model(**config)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(hf_config, dtype=torch.float32).eval()
-    randomize(model, seed)
+    randomize(model, seed, gain)
     return model
 
 
