@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import mlx_lfm2
-from checkpoints import hf_logits, hf_model, random_tokens, save_checkpoint, stepwise_logits
+from checkpoints import hf_logits, hf_model, random_tokens, save_checkpoint, stepwise_logits, write_random_checkpoint
 
 LFM2_350M = dict(
     model_type="lfm2",
@@ -63,42 +63,9 @@ LFM2_8B_A1B = dict(
 )
 
 
-def write_random_quantized_checkpoint(raw_config, folder, bits=4, group_size=64, shard_bytes=1 << 30):
-    """An MLX-layout checkpoint with random weights, written shard by shard so that a model
-    larger than memory in float32 never exists in full."""
-    import json
-
-    import mlx.nn as nn
-    from mlx.utils import tree_flatten
-
-    from checkpoints import make_tokenizer
-    from mlx_lfm2.models import Model
-
-    model = Model(mlx_lfm2.ModelConfig.from_dict(raw_config))  # lazy: nothing computed yet
-
-    def quantizable(path, module):  # the router and norms stay in float, as the converter keeps them
-        return hasattr(module, "to_quantized") and not path.endswith("feed_forward.gate")
-
-    nn.quantize(model, group_size=group_size, bits=bits, class_predicate=quantizable)
-    folder.mkdir(parents=True, exist_ok=True)
-    shard, size, index = {}, 0, 0
-    for name, array in tree_flatten(model.parameters()):
-        mx.eval(array)
-        shard[name], size = array, size + array.nbytes
-        if size >= shard_bytes:
-            mx.save_safetensors(str(folder / f"model-{index:05d}.safetensors"), shard)
-            shard, size, index = {}, 0, index + 1
-    if shard:
-        mx.save_safetensors(str(folder / f"model-{index:05d}.safetensors"), shard)
-    raw = dict(raw_config, quantization={"group_size": group_size, "bits": bits})
-    (folder / "config.json").write_text(json.dumps(raw))
-    make_tokenizer(folder)
-    return folder
-
-
 @pytest.mark.slow
 def test_lfm2_8b_a1b_shape_4bit_loads_and_decodes_in_its_own_size(tmp_path):
-    folder = write_random_quantized_checkpoint(LFM2_8B_A1B, tmp_path / "8b-a1b-4bit")
+    folder = write_random_checkpoint(LFM2_8B_A1B, tmp_path / "8b-a1b-4bit", bits=4)
     on_disk = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
     mx.clear_cache()
     mx.reset_peak_memory()
@@ -113,3 +80,26 @@ def test_lfm2_8b_a1b_shape_4bit_loads_and_decodes_in_its_own_size(tmp_path):
     np.testing.assert_allclose(stepwise, np.array(model(mx.array([tokens]))), atol=2e-3, rtol=0)
     assert loaded_peak < 1.1 * on_disk
     assert decode_peak < 1.2 * on_disk
+
+
+LFM2_2_6B = dict(
+    LFM2_350M,
+    hidden_size=2048,
+    block_ff_dim=10752,
+    num_hidden_layers=30,
+    num_attention_heads=32,
+    full_attn_idxs=[2, 6, 10, 14, 18, 21, 24, 27],
+)
+
+
+@pytest.mark.slow
+def test_converting_2_6b_shape_needs_far_less_than_twice_its_size(tmp_path):
+    source = write_random_checkpoint(LFM2_2_6B, tmp_path / "source", dtype=mx.bfloat16)
+    on_disk = sum(f.stat().st_size for f in source.glob("*.safetensors"))
+    mx.clear_cache()
+    mx.reset_peak_memory()
+    report = mlx_lfm2.convert(source, tmp_path / "q4", quantize=True, progress=False)
+    peak = mx.get_peak_memory()
+    print(f"\n2.6B shape: {on_disk / 1e9:.2f} GB bf16 source -> {report.bytes_on_disk / 1e9:.2f} GB 4-bit; "
+          f"peak {peak / 1e9:.2f} GB while converting")
+    assert peak < 0.75 * on_disk  # the 4-bit result plus one shard in flight
