@@ -29,6 +29,7 @@ from mlx_lm.tokenizer_utils import load as load_tokenizer_wrapper
 from .config import ModelConfig
 from .errors import CheckpointError
 from .models import Model
+from .sampling import checkpoint_defaults
 
 # What a checkpoint needs from the hub: weights, configs, tokenizer, chat template.
 HUB_FILES = ["*.json", "*.safetensors", "*.jinja", "*.txt", "tokenizer.model"]
@@ -180,4 +181,6 @@ def load(
     """Loads an LFM2 checkpoint: a local folder (HF or MLX layout) or a hub id."""
     model_path = resolve_model_path(path_or_hub_id, revision)
     model = load_model(model_path, lazy=lazy)
+    names = [str(path_or_hub_id), model_path.name, str(model.config.source.get("_name_or_path", ""))]
+    model.generation_defaults = checkpoint_defaults(model_path, names)
     return model, load_tokenizer(model_path, model.config.source)
