@@ -63,22 +63,38 @@ class GenerationResult:
     peak_memory: float = 0.0
 
 
-def encode_prompt(tokenizer, prompt: Prompt, tools, chat_template: str | None, template_vars: dict) -> tuple[list[int], str]:
-    """Token ids, and the rendered text (empty for token input)."""
+def encode_prompt(
+    tokenizer, prompt: Prompt, tools, chat_template: str | None, template_vars: dict, cache: PromptCache | None = None
+) -> tuple[list[int], str]:
+    """Token ids, and the rendered text (empty for token input). Text that extends what the
+    cache holds keeps the cache's tokens and tokenizes only the rest."""
     if isinstance(prompt, str):
         text = prompt
         bos = tokenizer.bos_token
-        return tokenizer.encode(text, add_special_tokens=not (bos and text.startswith(bos))), text
-    prompt = list(prompt)
-    if not prompt or isinstance(prompt[0], int):
-        if tools:
-            raise GenerationError("tools need messages, not token ids")
-        return [int(t) for t in prompt], ""
-    template = chat_template or getattr(tokenizer, "chat_template", None)
-    text = apply_chat_template(
-        template, prompt, tools, add_generation_prompt=True, bos_token=tokenizer.bos_token or "", **template_vars
-    )
-    return tokenizer.encode(text, add_special_tokens=False), text
+        add_special = not (bos and text.startswith(bos))
+    else:
+        prompt = list(prompt)
+        if not prompt or isinstance(prompt[0], int):
+            if tools:
+                raise GenerationError("tools need messages, not token ids")
+            return [int(t) for t in prompt], ""
+        template = chat_template or getattr(tokenizer, "chat_template", None)
+        text = apply_chat_template(
+            template, prompt, tools, add_generation_prompt=True, bos_token=tokenizer.bos_token or "", **template_vars
+        )
+        add_special = False
+    if cache is not None and (tokens := cache.tokens_for(text, lambda rest: tokenizer.encode(rest, add_special_tokens=False))):
+        return tokens, text
+    return tokenizer.encode(text, add_special_tokens=add_special), text
+
+
+def _with_history(processors: list[Callable], history: list[int]) -> list[Callable]:
+    """Processors that also see the tokens already in the prompt cache: generate_step only
+    knows the tokens it prefills, and a repetition penalty must count the whole conversation."""
+    if not history or not processors:
+        return processors
+    held = mx.array(history)
+    return [lambda tokens, logits, p=p: p(mx.concatenate([held, tokens]), logits) for p in processors]
 
 
 def _opens_reasoning(rendered: str) -> str | None:
@@ -120,7 +136,8 @@ def stream_generate(
         temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
         repetition_penalty=repetition_penalty, repetition_context_size=repetition_context_size,
     )
-    tokens, rendered = encode_prompt(tokenizer, prompt, tools, chat_template, template_vars or {})
+    cache = prompt_cache or PromptCache(model)
+    tokens, rendered = encode_prompt(tokenizer, prompt, tools, chat_template, template_vars or {}, cache)
     context = model.config.max_position_embeddings
     if len(tokens) + max_tokens > context:
         raise GenerationError(
@@ -128,7 +145,6 @@ def stream_generate(
         )
     if not tokens:
         raise GenerationError("empty prompt")
-    cache = prompt_cache or PromptCache(model)
     to_prefill = cache.prepare(tokens)
     if seed is not None:
         mx.random.seed(seed)
@@ -152,7 +168,8 @@ def stream_generate(
 
     steps = generate_step(
         mx.array(to_prefill), model, max_tokens=max_tokens, sampler=settings.sampler(),
-        logits_processors=settings.logits_processors(), prompt_cache=cache.cache, prefill_step_size=prefill_step_size,
+        logits_processors=_with_history(settings.logits_processors(), tokens[: len(tokens) - len(to_prefill)]),
+        prompt_cache=cache.cache, prefill_step_size=prefill_step_size,
     )
     finish, token, logprobs = "length", None, None
     for token, logprobs in steps:
@@ -174,7 +191,7 @@ def stream_generate(
             finish = "stop"
             break
     detokenizer.finalize()
-    cache.record(tokens + generated)
+    cache.record(tokens + generated, rendered + tokenizer.decode(generated) if rendered else "")
     tail = [] if parser.stopped else parser.feed(detokenizer.last_segment) + parser.finish()
     if finish == "stop" and any_tool_call:
         finish = "tool_calls"
