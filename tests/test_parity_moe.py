@@ -102,7 +102,8 @@ def test_per_expert_checkpoint_loads_without_a_second_copy(tmp_path):
     assert on_disk > 40e6
     mx.clear_cache()
     mx.reset_peak_memory()
+    baseline = mx.get_active_memory()  # what other tests still hold
     model, _ = mlx_lfm2.load(folder)
     assert model.layers[0].feed_forward.switch_mlp.gate_proj.weight.shape == (32, 256, 128)
     one_layer = on_disk / config["num_hidden_layers"]
-    assert mx.get_peak_memory() < on_disk + one_layer
+    assert mx.get_peak_memory() - baseline < on_disk + one_layer
