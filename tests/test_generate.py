@@ -140,10 +140,12 @@ def test_prompt_cache_file_round_trip(loaded, tmp_path):
     assert a.tokens == b.tokens and a.prompt_tokens < b.prompt_tokens
 
 
-def test_too_long_prompt_is_a_clear_error(loaded):
+def test_context_length(loaded):
     model, tokenizer = loaded
-    with pytest.raises(GenerationError, match="exceeds the context length 512"):
-        mlx_lfm2.generate(model, tokenizer, random_tokens(500), max_tokens=20)
+    with pytest.raises(GenerationError, match="prompt of 600 tokens does not fit the context length 512"):
+        mlx_lfm2.generate(model, tokenizer, random_tokens(600), max_tokens=20)
+    result = mlx_lfm2.generate(model, tokenizer, random_tokens(500), max_tokens=50, temperature=0)
+    assert result.generation_tokens == 12 and result.finish_reason == "length"
 
 
 @pytest.mark.parametrize(

@@ -15,12 +15,12 @@ from typing import Any, Callable, Iterator, Sequence
 import mlx.core as mx
 from mlx_lm.generate import generate_step
 
-from .errors import LFM2Error
-from .prompt_cache import PromptCache
-from .sampling import FAMILY_DEFAULTS, SamplingSettings
-from .segments import REASONING_MARKERS, Kind, SegmentParser
-from .templates import apply_chat_template
-from .tools import ToolCall
+from ..errors import LFM2Error
+from ..prompt_cache import PromptCache
+from ..sampling import FAMILY_DEFAULTS, SamplingSettings
+from ..segments import REASONING_MARKERS, Kind, SegmentParser
+from ..templates import apply_chat_template
+from ..tools import ToolCall
 
 Prompt = str | Sequence[int] | Sequence[dict[str, Any]]
 
@@ -61,6 +61,26 @@ class GenerationResult:
     generation_tokens: int = 0
     generation_tps: float = 0.0
     peak_memory: float = 0.0
+
+    def add(self, response: GenerationResponse) -> None:
+        """Gathers one streamed response."""
+        if response.generation_tokens > len(self.tokens):  # the first response of a new token
+            self.tokens.append(response.token)
+        if response.kind == "tool_calls":
+            self.tool_calls.extend(response.tool_calls)
+        elif response.kind == "reasoning":
+            self.reasoning += response.text
+        else:
+            self.text += response.text
+        if response.error:
+            self.errors.append(response.error)
+        self.finish_reason = response.finish_reason
+        for name in ("prompt_tokens", "prompt_tps", "generation_tokens", "generation_tps", "peak_memory"):
+            setattr(self, name, getattr(response, name))
+
+    def finish(self, tokenizer) -> "GenerationResult":
+        self.raw_text = tokenizer.decode([t for t in self.tokens if t not in tokenizer.eos_token_ids])
+        return self
 
 
 def encode_prompt(
@@ -139,12 +159,11 @@ def stream_generate(
     cache = prompt_cache or PromptCache(model)
     tokens, rendered = encode_prompt(tokenizer, prompt, tools, chat_template, template_vars or {}, cache)
     context = model.config.max_position_embeddings
-    if len(tokens) + max_tokens > context:
-        raise GenerationError(
-            f"prompt of {len(tokens)} tokens plus max_tokens={max_tokens} exceeds the context length {context}"
-        )
+    if len(tokens) >= context:
+        raise GenerationError(f"prompt of {len(tokens)} tokens does not fit the context length {context}")
     if not tokens:
         raise GenerationError("empty prompt")
+    max_tokens = min(max_tokens, context - len(tokens))  # the answer stops at the context's end
     to_prefill = cache.prepare(tokens)
     if seed is not None:
         mx.random.seed(seed)
@@ -205,21 +224,8 @@ def generate(model, tokenizer, prompt: Prompt, **kwargs) -> GenerationResult:
     """The whole answer of stream_generate, gathered."""
     result = GenerationResult()
     for response in stream_generate(model, tokenizer, prompt, **kwargs):
-        if response.generation_tokens > len(result.tokens):  # the first response of a new token
-            result.tokens.append(response.token)
-        if response.kind == "tool_calls":
-            result.tool_calls.extend(response.tool_calls)
-        elif response.kind == "reasoning":
-            result.reasoning += response.text
-        else:
-            result.text += response.text
-        if response.error:
-            result.errors.append(response.error)
-        result.finish_reason = response.finish_reason
-        for name in ("prompt_tokens", "prompt_tps", "generation_tokens", "generation_tps", "peak_memory"):
-            setattr(result, name, getattr(response, name))
-    result.raw_text = tokenizer.decode([t for t in result.tokens if t not in tokenizer.eos_token_ids])
-    return result
+        result.add(response)
+    return result.finish(tokenizer)
 
 
 def tool_messages(calls: Sequence[ToolCall], functions: dict[str, Callable]) -> list[dict[str, str]]:
