@@ -142,10 +142,10 @@ def test_prompt_cache_file_round_trip(loaded, tmp_path):
 
 def test_context_length(loaded):
     model, tokenizer = loaded
-    with pytest.raises(GenerationError, match="prompt of 600 tokens does not fit the context length 512"):
-        mlx_lfm2.generate(model, tokenizer, random_tokens(600), max_tokens=20)
-    result = mlx_lfm2.generate(model, tokenizer, random_tokens(500), max_tokens=50, temperature=0)
-    assert result.generation_tokens == 12 and result.finish_reason == "length"
+    with pytest.raises(GenerationError, match="prompt of 2100 tokens does not fit the context length 2048"):
+        mlx_lfm2.generate(model, tokenizer, random_tokens(2100), max_tokens=20)
+    result = mlx_lfm2.generate(model, tokenizer, random_tokens(2040), max_tokens=50, temperature=0)
+    assert result.generation_tokens == 8 and result.finish_reason == "length"
 
 
 @pytest.mark.parametrize(
