@@ -29,6 +29,7 @@ from mlx_lm.tokenizer_utils import load as load_tokenizer_wrapper
 from .config import ModelConfig
 from .errors import CheckpointError
 from .models import Model
+from .models.runtime import prepare
 from .sampling import checkpoint_defaults
 
 # What a checkpoint needs from the hub: weights, configs, tokenizer, chat template.
@@ -176,11 +177,21 @@ def _generation_config(model_path: Path) -> dict[str, Any]:
 
 
 def load(
-    path_or_hub_id: str | Path, *, revision: str | None = None, lazy: bool = False
+    path_or_hub_id: str | Path,
+    *,
+    revision: str | None = None,
+    lazy: bool = False,
+    kernels: str = "auto",
+    compute_dtype: str | None = "auto",
 ) -> tuple[Model, TokenizerWrapper]:
-    """Loads an LFM2 checkpoint: a local folder (HF or MLX layout) or a hub id."""
+    """Loads an LFM2 checkpoint: a local folder (HF or MLX layout) or a hub id.
+
+    kernels: "auto" (the best body for the default device), "reference" (plain MLX ops, the
+    model exactly as written), "cpu", "metal" or "cuda". compute_dtype: "auto" (float32 on
+    the CPU, as stored on a GPU), "float32", "bfloat16", "float16", or None (as stored).
+    """
     model_path = resolve_model_path(path_or_hub_id, revision)
-    model = load_model(model_path, lazy=lazy)
+    model = prepare(load_model(model_path, lazy=lazy), kernels, compute_dtype)
     names = [str(path_or_hub_id), model_path.name, str(model.config.source.get("_name_or_path", ""))]
     model.generation_defaults = checkpoint_defaults(model_path, names)
     return model, load_tokenizer(model_path, model.config.source)

@@ -173,38 +173,3 @@ def stepwise_logits(model, tokens: list[int], prefill: int):
         chunks.append(model(mx.array([[token]]), cache=cache))
     return np.array(mx.concatenate(chunks, axis=1).astype(mx.float32))
 
-
-def write_random_checkpoint(raw_config, folder, *, bits=None, group_size=64, dtype=None, shard_bytes=1 << 30):
-    """An MLX-layout checkpoint with random weights at a real shape, written shard by shard so
-    that a model larger than memory in float32 never exists in full."""
-    import mlx.core as mx
-    import mlx.nn as nn
-    from mlx.utils import tree_flatten
-
-    from mlx_lfm2 import ModelConfig
-    from mlx_lfm2.models import Model
-
-    model = Model(ModelConfig.from_dict(raw_config))  # lazy: nothing computed yet
-    if dtype is not None:
-        model.set_dtype(dtype)
-    raw = dict(raw_config)
-    if bits is not None:
-        # The router and norms stay in float, as the converter keeps them.
-        def quantizable(path, module):
-            return hasattr(module, "to_quantized") and not path.endswith("feed_forward.gate")
-
-        nn.quantize(model, group_size=group_size, bits=bits, class_predicate=quantizable)
-        raw["quantization"] = {"group_size": group_size, "bits": bits}
-    folder.mkdir(parents=True, exist_ok=True)
-    shard, size, index = {}, 0, 0
-    for name, array in tree_flatten(model.parameters()):
-        mx.eval(array)
-        shard[name], size = array, size + array.nbytes
-        if size >= shard_bytes:
-            mx.save_safetensors(str(folder / f"model-{index:05d}.safetensors"), shard)
-            shard, size, index = {}, 0, index + 1
-    if shard:
-        mx.save_safetensors(str(folder / f"model-{index:05d}.safetensors"), shard)
-    (folder / "config.json").write_text(json.dumps(raw))
-    make_tokenizer(folder)
-    return folder

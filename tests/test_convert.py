@@ -70,7 +70,7 @@ def test_float_conversion_is_exact_and_casts_dtype(dense_source, tmp_path):
     model, _ = mlx_lfm2.load(tmp_path / "f32")
     np.testing.assert_allclose(logits_of(model, tokens), hf_logits(reference, tokens)[0], atol=1e-4, rtol=0)
     mlx_lfm2.convert(source, tmp_path / "bf16", dtype="bfloat16", progress=False)
-    model, _ = mlx_lfm2.load(tmp_path / "bf16")
+    model, _ = mlx_lfm2.load(tmp_path / "bf16", compute_dtype=None)
     assert {p.dtype for _, p in tree_flatten(model.parameters())} == {mx.bfloat16}
 
 

@@ -84,7 +84,7 @@ def test_left_padded_batch_matches_each_prompt_alone(tiny_checkpoint):
 
 def test_bfloat16_checkpoint_runs_in_bfloat16(tmp_path, tiny_checkpoint):
     reference, _ = tiny_checkpoint
-    model, _ = mlx_lfm2.load(save_checkpoint(reference, tmp_path, dtype=torch.bfloat16))
+    model, _ = mlx_lfm2.load(save_checkpoint(reference, tmp_path, dtype=torch.bfloat16), compute_dtype=None)
     assert model.model.embed_tokens.weight.dtype == mx.bfloat16
     tokens = random_tokens(24)
     logits = model(mx.array([tokens]))

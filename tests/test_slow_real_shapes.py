@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import mlx_lfm2
-from checkpoints import hf_logits, hf_model, random_tokens, save_checkpoint, stepwise_logits, write_random_checkpoint
+from checkpoints import hf_logits, hf_model, make_tokenizer, random_tokens, save_checkpoint, stepwise_logits
+from random_checkpoint import SHAPES, write_random_checkpoint
 
 LFM2_350M = dict(
     model_type="lfm2",
@@ -39,33 +40,9 @@ def test_lfm2_350m_shape_parity(tmp_path):
     np.testing.assert_allclose(stepwise_logits(model, tokens, prefill=8), expected, atol=2e-4, rtol=0)
 
 
-LFM2_8B_A1B = dict(
-    model_type="lfm2_moe",
-    vocab_size=65536,
-    hidden_size=2048,
-    intermediate_size=7168,
-    moe_intermediate_size=1792,
-    num_hidden_layers=24,
-    num_attention_heads=32,
-    num_key_value_heads=8,
-    num_experts=32,
-    num_experts_per_tok=4,
-    num_dense_layers=2,
-    norm_topk_prob=True,
-    use_expert_bias=True,
-    routed_scaling_factor=1.0,
-    layer_types=["full_attention" if i in (2, 6, 10, 14, 18, 21) else "conv" for i in range(24)],
-    max_position_embeddings=128000,
-    norm_eps=1e-5,
-    conv_L_cache=3,
-    conv_bias=False,
-    eos_token_id=7,
-)
-
-
 @pytest.mark.slow
 def test_lfm2_8b_a1b_shape_4bit_loads_and_decodes_in_its_own_size(tmp_path):
-    folder = write_random_checkpoint(LFM2_8B_A1B, tmp_path / "8b-a1b-4bit", bits=4)
+    folder = write_random_checkpoint(SHAPES["8B-A1B"], tmp_path / "8b-a1b-4bit", bits=4, tokenizer=make_tokenizer)
     on_disk = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
     mx.clear_cache()
     mx.reset_peak_memory()
@@ -83,19 +60,9 @@ def test_lfm2_8b_a1b_shape_4bit_loads_and_decodes_in_its_own_size(tmp_path):
     assert decode_peak < 1.2 * on_disk
 
 
-LFM2_2_6B = dict(
-    LFM2_350M,
-    hidden_size=2048,
-    block_ff_dim=10752,
-    num_hidden_layers=30,
-    num_attention_heads=32,
-    full_attn_idxs=[2, 6, 10, 14, 18, 21, 24, 27],
-)
-
-
 @pytest.mark.slow
 def test_converting_2_6b_shape_needs_far_less_than_twice_its_size(tmp_path):
-    source = write_random_checkpoint(LFM2_2_6B, tmp_path / "source", dtype=mx.bfloat16)
+    source = write_random_checkpoint(SHAPES["2.6B"], tmp_path / "source", dtype=mx.bfloat16, tokenizer=make_tokenizer)
     on_disk = sum(f.stat().st_size for f in source.glob("*.safetensors"))
     mx.clear_cache()
     mx.reset_peak_memory()

@@ -8,7 +8,8 @@ from mlx_lm.models.base import scaled_dot_product_attention
 
 from ..cache import conv_lengths, conv_state, store_conv_state
 from ..config import ModelConfig
-from ..kernels.short_conv import short_conv_reference
+from ..kernels.gates import swiglu
+from ..kernels.short_conv import short_conv
 
 
 class ShortConv(nn.Module):
@@ -21,14 +22,15 @@ class ShortConv(nn.Module):
         # Depthwise: weight (D, K, 1) in MLX's Conv1d order, as mlx-lm and Swift store it.
         self.conv = nn.Conv1d(dim, dim, config.conv_L_cache, groups=dim, bias=config.conv_bias)
         self.out_proj = nn.Linear(dim, dim, bias=config.conv_bias)
+        self.kernels = "reference"  # which body of the fused conv runs: see kernels.backend
 
     def __call__(self, h: mx.array, mask: mx.array | None = None, cache=None) -> mx.array:
         bcx = self.in_proj(h)  # (N, L, 3D)
         batch, length, _ = h.shape
         taps = self.conv.weight.shape[1]
         state = conv_state(cache, batch, taps, h.shape[-1], bcx.dtype)
-        y, new_state = short_conv_reference(
-            bcx, self.conv.weight[..., 0], state, self.conv.get("bias"), mask, conv_lengths(cache)
+        y, new_state = short_conv(
+            bcx, self.conv.weight, state, self.conv.get("bias"), mask, conv_lengths(cache), impl=self.kernels
         )
         store_conv_state(cache, new_state, length)
         return self.out_proj(y)
@@ -50,11 +52,29 @@ class Attention(nn.Module):
         self.k_layernorm = nn.RMSNorm(self.head_dim, eps=config.norm_eps)
         self.rope = nn.RoPE(self.head_dim, traditional=False, base=config.rope_theta)
 
+    def fuse(self) -> bool:
+        """One projection for q, k and v (on disk they stay three); False if they differ
+        in quantization and cannot share one."""
+        fused = concatenate_linears([self.q_proj, self.k_proj, self.v_proj])
+        if fused is None:
+            return False
+        self.qkv_proj = fused
+        del self.q_proj, self.k_proj, self.v_proj
+        return True
+
+    def projections(self, h: mx.array) -> tuple[mx.array, mx.array, mx.array]:
+        if "qkv_proj" not in self:
+            return self.q_proj(h), self.k_proj(h), self.v_proj(h)
+        q_width, kv_width = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+        q, k, v = mx.split(self.qkv_proj(h), [q_width, q_width + kv_width], axis=-1)
+        return q, k, v
+
     def __call__(self, h: mx.array, mask=None, cache=None) -> mx.array:
         batch, length, _ = h.shape
-        q = self.q_proj(h).reshape(batch, length, self.n_heads, self.head_dim)
-        k = self.k_proj(h).reshape(batch, length, self.n_kv_heads, self.head_dim)
-        v = self.v_proj(h).reshape(batch, length, self.n_kv_heads, self.head_dim)
+        q, k, v = self.projections(h)
+        q = q.reshape(batch, length, self.n_heads, self.head_dim)
+        k = k.reshape(batch, length, self.n_kv_heads, self.head_dim)
+        v = v.reshape(batch, length, self.n_kv_heads, self.head_dim)
         q = self.q_layernorm(q).transpose(0, 2, 1, 3)  # (N, heads, L, head_dim)
         k = self.k_layernorm(k).transpose(0, 2, 1, 3)
         v = v.transpose(0, 2, 1, 3)
@@ -71,7 +91,7 @@ class MLP(nn.Module):
 
     `names` are the projections' names in the checkpoints: dense LFM2 says w1 (gate), w3 (up)
     and w2 (down); LFM2-MoE in the MLX layout (mlx-lm, mlx-swift-lm) says gate_proj, up_proj
-    and down_proj.
+    and down_proj. `fuse()` joins gate and up into one projection for speed.
     """
 
     def __init__(self, dim: int, hidden: int, names: tuple[str, str, str] = ("w1", "w3", "w2")):
@@ -80,6 +100,42 @@ class MLP(nn.Module):
         self[self._gate] = nn.Linear(dim, hidden, bias=False)
         self[self._up] = nn.Linear(dim, hidden, bias=False)
         self[self._down] = nn.Linear(hidden, dim, bias=False)
+        self.kernels = "reference"  # which body of the fused gate runs: see kernels.backend
+
+    def fuse(self) -> bool:
+        fused = concatenate_linears([self[self._gate], self[self._up]])
+        if fused is None:
+            return False
+        self.gate_up = fused
+        del self[self._gate], self[self._up]
+        return True
 
     def __call__(self, h: mx.array) -> mx.array:
+        if "gate_up" in self:
+            return self[self._down](swiglu(self.gate_up(h), impl=self.kernels))
         return self[self._down](nn.silu(self[self._gate](h)) * self[self._up](h))
+
+
+def concatenate_linears(layers: list[nn.Module]) -> nn.Module | None:
+    """One linear layer computing the given ones' outputs side by side; quantized layers join
+    too (group quantization keeps rows independent) when they share their settings."""
+    first = layers[0]
+    if any(type(layer) is not type(first) or "bias" in layer for layer in layers):
+        return None
+    packed = isinstance(first, nn.QuantizedLinear)
+    in_dims = first.weight.shape[1] * 32 // first.bits if packed else first.weight.shape[1]
+    out_dims = sum(layer.weight.shape[0] for layer in layers)
+    if isinstance(first, nn.QuantizedLinear):
+        settings = (first.group_size, first.bits, first.mode)
+        if any((layer.group_size, layer.bits, layer.mode) != settings for layer in layers):
+            return None
+        fused = nn.QuantizedLinear(in_dims, out_dims, bias=False, group_size=first.group_size, bits=first.bits, mode=first.mode)
+        for name in ("weight", "scales", "biases"):
+            if name in first:
+                fused[name] = mx.concatenate([layer[name] for layer in layers], axis=0)
+        return fused
+    if not isinstance(first, nn.Linear):
+        return None
+    fused = nn.Linear(in_dims, out_dims, bias=False)
+    fused.weight = mx.concatenate([layer.weight for layer in layers], axis=0)
+    return fused
