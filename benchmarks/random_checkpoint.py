@@ -24,8 +24,10 @@ def _dense(hidden, ff, layers, heads, attention):
                 num_attention_heads=heads, num_key_value_heads=8, full_attn_idxs=attention)
 
 
-# The published LFM2 configs (hidden, ff, layers, heads, attention layers).
+# The published LFM2 configs (hidden, ff, layers, heads, attention layers), and a tiny one for
+# smoke runs.
 SHAPES = {
+    "tiny": _dense(256, 1024, 4, 8, [1, 3]),
     "350M": _dense(1024, 6656, 16, 16, [2, 5, 8, 10, 12, 14]),
     "700M": _dense(1536, 10240, 16, 24, [2, 5, 8, 10, 12, 14]),
     "1.2B": _dense(2048, 12288, 16, 32, [2, 5, 8, 10, 12, 14]),

@@ -142,3 +142,34 @@ def test_quantized_projections_fuse(tiny_checkpoint, tmp_path):
     assert fast.layers[1].self_attn.qkv_proj.bits == 4 and fast.layers[0].feed_forward.gate_up.bits == 4
     tokens = mx.array([random_tokens(16)])
     close(fast(tokens), reference(tokens), mx.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape", [(1, 1, 1024), (3, 7, 64), (2, 5, 16, 64), (1, 512, 1001)])
+def test_norms_match_reference(dtype, shape):
+    from mlx_lfm2.kernels.norms import add_rms_norm, add_rms_norm_reference, rms_norm, rms_norm_reference
+
+    keys = mx.random.split(mx.random.key(2), 3)
+    x, residual = (mx.random.normal(shape, key=k).astype(dtype) for k in keys[:2])
+    weight = (1 + 0.2 * mx.random.normal(shape[-1:], key=keys[2])).astype(dtype)
+    close(rms_norm(x, weight, 1e-5, impl="cpu"), rms_norm_reference(x, weight, 1e-5), dtype)
+    for got, expected in zip(add_rms_norm(x, residual, weight, 1e-5, impl="cpu"),
+                             add_rms_norm_reference(x, residual, weight, 1e-5)):
+        close(got, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("offset", [0, 1, 17, 4000])
+def test_rope_decode_matches_reference(dtype, offset):
+    from mlx_lfm2.kernels.rope import inverse_frequencies, rope, rope_reference
+
+    x = mx.random.normal((2, 8, 1, 64), key=mx.random.key(3)).astype(dtype)
+    frequencies = inverse_frequencies(64, 1e6)
+    # float32 angles at position 4000 differ from mx.fast.rope's by ~1e-4
+    np.testing.assert_allclose(
+        np.array(rope(x, offset, 64, 1e6, frequencies, impl="cpu").astype(mx.float32)),
+        np.array(rope_reference(x, offset, 64, 1e6).astype(mx.float32)),
+        atol=max(TOLERANCE[dtype], 3e-4), rtol=0,
+    )
+    prefill = mx.random.normal((1, 4, 6, 64), key=mx.random.key(4))
+    assert mx.array_equal(rope(prefill, offset, 64, 1e6, frequencies, impl="cpu"), rope_reference(prefill, offset, 64, 1e6)).item()

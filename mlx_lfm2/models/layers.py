@@ -9,7 +9,18 @@ from mlx_lm.models.base import scaled_dot_product_attention
 from ..cache import conv_lengths, conv_state, store_conv_state
 from ..config import ModelConfig
 from ..kernels.gates import swiglu
+from ..kernels.norms import rms_norm
+from ..kernels.rope import inverse_frequencies, rope
 from ..kernels.short_conv import short_conv
+
+
+class RMSNorm(nn.RMSNorm):
+    """MLX's RMSNorm (same parameter), with a choice of kernel body."""
+
+    kernels = "reference"
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return rms_norm(x, self.weight, self.eps, impl=self.kernels)
 
 
 class ShortConv(nn.Module):
@@ -48,9 +59,11 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(dim, self.n_kv_heads * self.head_dim, bias=False)
         self.v_proj = nn.Linear(dim, self.n_kv_heads * self.head_dim, bias=False)
         self.out_proj = nn.Linear(self.n_heads * self.head_dim, dim, bias=False)
-        self.q_layernorm = nn.RMSNorm(self.head_dim, eps=config.norm_eps)
-        self.k_layernorm = nn.RMSNorm(self.head_dim, eps=config.norm_eps)
-        self.rope = nn.RoPE(self.head_dim, traditional=False, base=config.rope_theta)
+        self.q_layernorm = RMSNorm(self.head_dim, eps=config.norm_eps)
+        self.k_layernorm = RMSNorm(self.head_dim, eps=config.norm_eps)
+        self.rope_base = config.rope_theta
+        self._inverse_frequency = inverse_frequencies(self.head_dim, self.rope_base)  # "_": not a parameter
+        self.kernels = "reference"  # which RoPE body runs: see kernels.backend
 
     def fuse(self) -> bool:
         """One projection for q, k and v (on disk they stay three); False if they differ
@@ -79,7 +92,8 @@ class Attention(nn.Module):
         k = self.k_layernorm(k).transpose(0, 2, 1, 3)
         v = v.transpose(0, 2, 1, 3)
         offset = 0 if cache is None else cache.offset
-        q, k = self.rope(q, offset=offset), self.rope(k, offset=offset)
+        position = dict(offset=offset, dims=self.head_dim, base=self.rope_base, inverse_frequency=self._inverse_frequency)
+        q, k = rope(q, **position, impl=self.kernels), rope(k, **position, impl=self.kernels)
         if cache is not None:
             k, v = cache.update_and_fetch(k, v)
         out = scaled_dot_product_attention(q, k, v, cache=cache, scale=self.scale, mask=mask)

@@ -16,7 +16,8 @@ from mlx_lm.models.base import create_attention_mask, create_ssm_mask
 
 from ..cache import make_cache
 from ..config import ModelConfig
-from .layers import MLP, Attention, ShortConv
+from ..kernels.norms import add_rms_norm
+from .layers import MLP, Attention, RMSNorm, ShortConv
 from .moe import DENSE_NAMES, SparseMoeBlock
 from .weights import sanitize
 
@@ -40,13 +41,15 @@ class DecoderLayer(nn.Module):
         else:
             self.conv = ShortConv(config)
         self.feed_forward = feed_forward(config, index)
-        self.operator_norm = nn.RMSNorm(config.hidden_size, eps=config.norm_eps)
-        self.ffn_norm = nn.RMSNorm(config.hidden_size, eps=config.norm_eps)
+        self.operator_norm = RMSNorm(config.hidden_size, eps=config.norm_eps)
+        self.ffn_norm = RMSNorm(config.hidden_size, eps=config.norm_eps)
 
     def __call__(self, x: mx.array, mask=None, cache=None) -> mx.array:
         op = self.self_attn if self.is_attention_layer else self.conv
-        h = x + op(self.operator_norm(x), mask=mask, cache=cache)
-        return h + self.feed_forward(self.ffn_norm(h))
+        residual = op(self.operator_norm(x), mask=mask, cache=cache)
+        norm = self.ffn_norm
+        h, normed = add_rms_norm(x, residual, norm.weight, norm.eps, impl=norm.kernels)
+        return h + self.feed_forward(normed)
 
 
 class Backbone(nn.Module):
@@ -55,7 +58,7 @@ class Backbone(nn.Module):
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.layers = [DecoderLayer(config, i) for i in range(config.num_hidden_layers)]
         # Named "embedding_norm" in the checkpoints, but applied after the last layer.
-        self.embedding_norm = nn.RMSNorm(config.hidden_size, eps=config.norm_eps)
+        self.embedding_norm = RMSNorm(config.hidden_size, eps=config.norm_eps)
         kinds = config.layer_types
         self._first_attention = kinds.index("full_attention") if "full_attention" in kinds else None
         self._first_conv = kinds.index("conv") if "conv" in kinds else None

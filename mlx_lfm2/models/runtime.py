@@ -11,7 +11,7 @@ import mlx.nn as nn
 
 from ..errors import LFM2Error
 from ..kernels.backend import resolve
-from .layers import MLP, Attention, ShortConv
+from .layers import MLP, Attention, RMSNorm, ShortConv
 
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -34,7 +34,7 @@ def prepare(model: nn.Module, kernels: str = "auto", compute_dtype: str | None =
     run the model exactly as written), and casts floating weights to the compute dtype."""
     impl = resolve(kernels)
     for _, module in model.named_modules():
-        if isinstance(module, (ShortConv, MLP)):
+        if isinstance(module, (ShortConv, MLP, RMSNorm, Attention)):
             module.kernels = impl
         if impl != "reference" and isinstance(module, (Attention, MLP)):
             module.fuse()
