@@ -187,10 +187,10 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true", help="per-module time of one decode step")
     parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "mlx_lfm2_bench"))
     parser.add_argument("--output", default="benchmarks/results.json")
-    parser.add_argument("--quick", action="store_true", help="tiny shape, 4-bit, 48-token prefill, 12 decode tokens, 1 run")
+    parser.add_argument("--quick", action="store_true", help="tiny shape, 4-bit, 32-token prefill, 8 decode tokens, 1 run")
     args = parser.parse_args()
     if args.quick:
-        args.shapes, args.formats, args.prefill, args.decode, args.repeats = ["tiny"], ["4bit"], 48, 12, 1
+        args.shapes, args.formats, args.prefill, args.decode, args.repeats = ["tiny"], ["4bit"], 32, 8, 1
     results = run(args)
     meta = {"date": date.today().isoformat(), "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
             "device": str(mx.default_device()), "mlx": mx.__version__, "mlx_lm": mlx_lm.__version__,

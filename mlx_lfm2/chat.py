@@ -13,7 +13,6 @@ import typer
 from . import cli
 from .errors import LFM2Error
 from .generate import GenerationResult, stream_generate
-from .loading import load
 from .prompt_cache import PromptCache
 from .segments import REASONING_MARKERS
 
@@ -185,10 +184,12 @@ def main(
     repetition_penalty: cli.RepetitionPenalty = None,
     seed: cli.Seed = None,
     chat_template: cli.ChatTemplateFile = None,
+    kernels: cli.Kernels = "auto",
+    compute_dtype: cli.ComputeDtype = "auto",
     debug: cli.Debug = False,
 ) -> None:
     def body() -> None:
-        loaded_model, tokenizer = load(model)
+        loaded_model, tokenizer = cli.load_for_command(model, kernels, compute_dtype)
         options = dict(
             max_tokens=max_tokens, temperature=temp, top_p=top_p, top_k=top_k, min_p=min_p,
             repetition_penalty=repetition_penalty, seed=seed, chat_template=cli.read_text(chat_template, "chat template"),

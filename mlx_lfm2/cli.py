@@ -12,6 +12,7 @@ import typer
 
 from .errors import LFM2Error
 from .generate import GenerationResponse
+from .loading import load
 
 DEFAULT_MODEL = "LiquidAI/LFM2-350M"
 DIM, RESET = "\033[2m", "\033[0m"
@@ -31,6 +32,14 @@ System = Annotated[Optional[str], typer.Option("--system", help="System prompt."
 ToolsFile = Annotated[Optional[Path], typer.Option("--tools", help="JSON file with a list of tool schemas.")]
 ChatTemplateFile = Annotated[Optional[Path], typer.Option("--chat-template", help="Jinja chat template file to use instead of the checkpoint's.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
+Kernels = Annotated[str, typer.Option("--kernels", help="Kernel bodies: auto, reference (the model as written), cpu, metal or cuda.")]
+ComputeDtype = Annotated[
+    str, typer.Option("--compute-dtype", help="auto (float32 on the CPU, as stored on a GPU), float32, bfloat16, float16 or stored.")
+]
+
+
+def load_for_command(model: str, kernels: str, compute_dtype: str):
+    return load(model, kernels=kernels, compute_dtype=None if compute_dtype == "stored" else compute_dtype)
 
 
 def read_tools(path: Optional[Path]) -> Optional[list[dict]]:

@@ -18,9 +18,9 @@ from mlx_lfm2.generate.command import app as generate_app
 runner = CliRunner()
 GENERATE_OPTIONS = ["--model", "--prompt", "--system", "--tools", "--max-tokens", "--temp", "--top-p", "--top-k",
                     "--min-p", "--repetition-penalty", "--seed", "--stop", "--no-chat-template", "--chat-template",
-                    "--prompt-cache-file", "--verbose", "--debug"]
+                    "--prompt-cache-file", "--verbose", "--kernels", "--compute-dtype", "--debug"]
 CHAT_OPTIONS = ["--model", "--system", "--tools", "--max-tokens", "--temp", "--top-p", "--top-k", "--min-p",
-                "--repetition-penalty", "--seed", "--chat-template", "--debug"]
+                "--repetition-penalty", "--seed", "--chat-template", "--kernels", "--compute-dtype", "--debug"]
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather.",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
 
@@ -44,6 +44,14 @@ def test_generate_streams_with_stats(tiny_checkpoint):
     assert re.search(r"prompt: \d+ tokens, [\d.]+ tokens/s; generation: 6 tokens", result.output)
     quiet = gen(tiny_checkpoint[1], "--prompt", "the weather", "--quiet")
     assert "tokens/s" not in quiet.output and quiet.output.strip()
+
+
+def test_kernel_and_dtype_flags(tiny_checkpoint):
+    fast = gen(tiny_checkpoint[1], "--prompt", "the weather", "--quiet")
+    reference = gen(tiny_checkpoint[1], "--prompt", "the weather", "--quiet", "--kernels", "reference", "--compute-dtype", "stored")
+    assert fast.exit_code == 0 and reference.exit_code == 0 and fast.output == reference.output
+    bad = gen(tiny_checkpoint[1], "--prompt", "x", "--kernels", "fast")
+    assert bad.exit_code == 1 and bad.output.startswith("error: kernels is 'fast', expected one of auto, reference")
 
 
 def test_generate_reads_stdin_and_is_deterministic(tiny_checkpoint):

@@ -17,8 +17,8 @@ from mlx_lm.generate import generate_step
 
 from ..errors import LFM2Error
 from ..prompt_cache import PromptCache
-from ..sampling import FAMILY_DEFAULTS, SamplingSettings
-from ..segments import REASONING_MARKERS, Kind, SegmentParser
+from ..sampling import FAMILY_DEFAULTS
+from ..segments import REASONING_MARKERS, Kind, Segment, SegmentParser
 from ..templates import apply_chat_template
 from ..tools import ToolCall
 
@@ -108,6 +108,28 @@ def encode_prompt(
     return tokenizer.encode(text, add_special_tokens=add_special), text
 
 
+def _sampling_settings(model, temperature, top_p, top_k, min_p, repetition_penalty, repetition_context_size):
+    """The checkpoint's defaults with the caller's settings over them."""
+    defaults = getattr(model, "generation_defaults", FAMILY_DEFAULTS["lfm2"])
+    return defaults.with_overrides(
+        temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
+        repetition_penalty=repetition_penalty, repetition_context_size=repetition_context_size,
+    )
+
+
+def _answer_budget(model, tokens: list[int], max_tokens: int) -> int:
+    """max_tokens, cut so the answer stops at the context's end; a prompt that does not fit
+    is an error."""
+    if max_tokens < 1:
+        raise GenerationError(f"max_tokens is {max_tokens}, expected >= 1")
+    if not tokens:
+        raise GenerationError("empty prompt")
+    context = model.config.max_position_embeddings
+    if len(tokens) >= context:
+        raise GenerationError(f"prompt of {len(tokens)} tokens does not fit the context length {context}")
+    return min(max_tokens, context - len(tokens))
+
+
 def _with_history(processors: list[Callable], history: list[int]) -> list[Callable]:
     """Processors that also see the tokens already in the prompt cache: generate_step only
     knows the tokens it prefills, and a repetition penalty must count the whole conversation."""
@@ -149,21 +171,10 @@ def stream_generate(
     family's recommended values); temperature 0 is greedy. With a `PromptCache`, a chat
     prefills only what is new since the last turn.
     """
-    if max_tokens < 1:
-        raise GenerationError(f"max_tokens is {max_tokens}, expected >= 1")
-    defaults = getattr(model, "generation_defaults", FAMILY_DEFAULTS["lfm2"])
-    settings: SamplingSettings = defaults.with_overrides(
-        temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
-        repetition_penalty=repetition_penalty, repetition_context_size=repetition_context_size,
-    )
+    settings = _sampling_settings(model, temperature, top_p, top_k, min_p, repetition_penalty, repetition_context_size)
     cache = prompt_cache or PromptCache(model)
     tokens, rendered = encode_prompt(tokenizer, prompt, tools, chat_template, template_vars or {}, cache)
-    context = model.config.max_position_embeddings
-    if len(tokens) >= context:
-        raise GenerationError(f"prompt of {len(tokens)} tokens does not fit the context length {context}")
-    if not tokens:
-        raise GenerationError("empty prompt")
-    max_tokens = min(max_tokens, context - len(tokens))  # the answer stops at the context's end
+    max_tokens = _answer_budget(model, tokens, max_tokens)
     to_prefill = cache.prepare(tokens)
     if seed is not None:
         mx.random.seed(seed)
@@ -178,11 +189,11 @@ def stream_generate(
     stats: dict[str, float] = {"prompt_tokens": len(to_prefill)}
     start = time.perf_counter()
 
-    def respond(segment, token, logprobs, finish=None) -> GenerationResponse:
+    def respond(segment: Segment, token, logprobs, finish=None) -> GenerationResponse:
         return GenerationResponse(
-            text=segment.text if segment else "", kind=segment.kind if segment else "text", token=token,
-            logprobs=logprobs, tool_calls=segment.tool_calls if segment else (), error=segment.error if segment else None,
-            finish_reason=finish, generation_tokens=len(generated), peak_memory=mx.get_peak_memory() / 1e9, **stats,
+            text=segment.text, kind=segment.kind, token=token, logprobs=logprobs, tool_calls=segment.tool_calls,
+            error=segment.error, finish_reason=finish, generation_tokens=len(generated),
+            peak_memory=mx.get_peak_memory() / 1e9, **stats,
         )
 
     steps = generate_step(
@@ -204,7 +215,7 @@ def stream_generate(
         detokenizer.add_token(token)
         segments = parser.feed(detokenizer.last_segment)
         any_tool_call |= any(segment.kind == "tool_calls" for segment in segments)
-        for segment in segments or [None]:  # every token is reported, with or without text
+        for segment in segments or [Segment("text")]:  # every token is reported, with or without text
             yield respond(segment, token, logprobs)
         if parser.stopped:
             finish = "stop"
@@ -217,7 +228,7 @@ def stream_generate(
     for i, segment in enumerate(tail):
         yield respond(segment, token, logprobs, finish if i == len(tail) - 1 else None)
     if not tail:
-        yield respond(None, token, logprobs, finish)
+        yield respond(Segment("text"), token, logprobs, finish)
 
 
 def generate(model, tokenizer, prompt: Prompt, **kwargs) -> GenerationResult:

@@ -10,7 +10,6 @@ import typer
 
 from .. import cli
 from ..errors import LFM2Error
-from ..loading import load
 from ..prompt_cache import PromptCache
 from . import stream_generate
 
@@ -38,6 +37,8 @@ def main(
         typer.Option("--prompt-cache-file", help="Prompt cache to continue from (when the prompt extends it) and to update."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose/--quiet", help="End with prompt and generation speed and peak memory.")] = True,
+    kernels: cli.Kernels = "auto",
+    compute_dtype: cli.ComputeDtype = "auto",
     debug: cli.Debug = False,
 ) -> None:
     def body() -> None:
@@ -45,7 +46,7 @@ def main(
         if no_chat_template and (system or tools):
             raise LFM2Error("--system and --tools need the chat template; drop --no-chat-template")
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
-        loaded_model, tokenizer = load(model)
+        loaded_model, tokenizer = cli.load_for_command(model, kernels, compute_dtype)
         cache = None
         if prompt_cache_file is not None:
             cache = PromptCache.load(loaded_model, prompt_cache_file) if prompt_cache_file.exists() else PromptCache(loaded_model)
