@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from mlx_lfm2.errors import LFM2Error
+from mlx_lfm2.cli import run_reporting_errors
 
 from .converter import DTYPES, MAX_SHARD_GB, Q_BITS, Q_GROUP_SIZES, convert
 from .recipes import RECIPES
@@ -31,32 +31,23 @@ def main(
     revision: Optional[str] = typer.Option(None, "--revision", help="Hub revision of the source."),
     max_shard_gb: float = typer.Option(MAX_SHARD_GB, "--max-shard-gb", help="Largest weight file, in GB."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error."),
 ) -> None:
-    try:
-        report = convert(
-            hf_path,
-            mlx_path,
-            quantize=quantize,
-            q_bits=q_bits,
-            q_group_size=q_group_size,
-            dtype=dtype,
-            quant_predicate=quant_predicate,
-            dequantize=dequantize,
-            upload_repo=upload_repo,
-            force=force,
-            revision=revision,
-            max_shard_gb=max_shard_gb,
-            progress=not quiet,
-        )
-    except LFM2Error as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        typer.echo(f"interrupted: nothing was written to {mlx_path}", err=True)
-        raise typer.Exit(130) from None
-    typer.echo(report.summary())
-    if upload_repo:
-        typer.echo(f"uploaded to {upload_repo}")
+    def body() -> None:
+        try:
+            report = convert(
+                hf_path, mlx_path, quantize=quantize, q_bits=q_bits, q_group_size=q_group_size, dtype=dtype,
+                quant_predicate=quant_predicate, dequantize=dequantize, upload_repo=upload_repo, force=force,
+                revision=revision, max_shard_gb=max_shard_gb, progress=not quiet,
+            )
+        except KeyboardInterrupt:
+            typer.echo(f"interrupted: nothing was written to {mlx_path}", err=True)
+            raise typer.Exit(130) from None
+        typer.echo(report.summary())
+        if upload_repo:
+            typer.echo(f"uploaded to {upload_repo}")
+
+    run_reporting_errors(body, debug)
 
 
 def run() -> None:

@@ -11,7 +11,7 @@ from mlx_lfm2.convert.cli import app
 
 runner = CliRunner()
 OPTIONS = ["--hf-path", "--mlx-path", "--quantize", "--q-bits", "--q-group-size", "--dtype",
-           "--quant-predicate", "--dequantize", "--upload-repo", "--force", "--revision", "--max-shard-gb", "--quiet"]
+           "--quant-predicate", "--dequantize", "--upload-repo", "--force", "--revision", "--max-shard-gb", "--quiet", "--debug"]
 
 
 def test_help_lists_every_option_with_a_description():
