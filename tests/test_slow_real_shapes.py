@@ -31,7 +31,7 @@ LFM2_350M = dict(
 def test_lfm2_350m_shape_parity(tmp_path):
     reference = hf_model(LFM2_350M, seed=0)
     model, _ = mlx_lfm2.load(save_checkpoint(reference, tmp_path))
-    assert model.layers[0].feed_forward.w1.weight.shape == (4608, 1024)
+    assert model.layers[0].feed_forward.gate_up.weight.shape == (2 * 4608, 1024)  # w1 and w3, fused at load
     assert [i for i, layer in enumerate(model.layers) if layer.is_attention_layer] == [2, 5, 8, 10, 12, 14]
     tokens = random_tokens(24)
     expected = hf_logits(reference, tokens)
