@@ -85,9 +85,9 @@ def quantize_model(model: nn.Module, recipe: str | None, bits: int, group_size: 
     return block
 
 
-def model_card(source: str, report_quantization: dict | None, recipe: str | None, dtype: str) -> str:
-    width = "float weights" if not report_quantization else (
-        f"{report_quantization['bits']}-bit weights, group size {report_quantization['group_size']}"
+def model_card(source: str, quantization: dict | None, recipe: str | None, dtype: str) -> str:
+    width = "float weights" if not quantization else (
+        f"{quantization['bits']}-bit weights, group size {quantization['group_size']}"
         + (f", recipe {recipe} ({recipes.RECIPES[recipe]})" if recipe else "")
     )
     return f"""---
