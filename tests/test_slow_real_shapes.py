@@ -8,28 +8,9 @@ import mlx_lfm2
 from checkpoints import hf_logits, hf_model, make_tokenizer, random_tokens, save_checkpoint, stepwise_logits
 from random_checkpoint import SHAPES, write_random_checkpoint
 
-LFM2_350M = dict(
-    model_type="lfm2",
-    vocab_size=65536,
-    hidden_size=1024,
-    block_ff_dim=6656,
-    block_multiple_of=256,
-    block_ffn_dim_multiplier=1.0,
-    block_auto_adjust_ff_dim=True,
-    num_hidden_layers=16,
-    num_attention_heads=16,
-    num_key_value_heads=8,
-    full_attn_idxs=[2, 5, 8, 10, 12, 14],
-    max_position_embeddings=128000,
-    norm_eps=1e-5,
-    conv_L_cache=3,
-    eos_token_id=7,
-)
-
-
 @pytest.mark.slow
 def test_lfm2_350m_shape_parity(tmp_path):
-    reference = hf_model(LFM2_350M, seed=0)
+    reference = hf_model(SHAPES["350M"], seed=0)
     model, _ = mlx_lfm2.load(save_checkpoint(reference, tmp_path))
     assert model.layers[0].feed_forward.gate_up.weight.shape == (2 * 4608, 1024)  # w1 and w3, fused at load
     assert [i for i, layer in enumerate(model.layers) if layer.is_attention_layer] == [2, 5, 8, 10, 12, 14]

@@ -139,7 +139,7 @@ def concatenate_linears(layers: list[nn.Module]) -> nn.Module | None:
     packed = isinstance(first, nn.QuantizedLinear)
     in_dims = first.weight.shape[1] * 32 // first.bits if packed else first.weight.shape[1]
     out_dims = sum(layer.weight.shape[0] for layer in layers)
-    if isinstance(first, nn.QuantizedLinear):
+    if packed:
         settings = (first.group_size, first.bits, first.mode)
         if any((layer.group_size, layer.bits, layer.mode) != settings for layer in layers):
             return None
