@@ -29,6 +29,7 @@ from mlx_lm.generate import generate_step
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).parent.parent / "examples" / "demo_model"))
 
 import mlx_lfm2  # noqa: E402
 from checkpoints import make_tokenizer  # noqa: E402

@@ -90,15 +90,18 @@ def model_card(source: str, quantization: dict | None, recipe: str | None, dtype
         f"{quantization['bits']}-bit weights, group size {quantization['group_size']}"
         + (f", recipe {recipe} ({recipes.RECIPES[recipe]})" if recipe else "")
     )
+    # A hub id names the base model; a local folder's path means nothing off this machine.
+    local = Path(source).expanduser().exists()
+    name = Path(source).name if local else source
+    base_model = "" if local else f"base_model: {source}\n"
     return f"""---
 library_name: mlx
-base_model: {source}
-tags: [mlx, lfm2, liquid]
+{base_model}tags: [mlx, lfm2, liquid]
 ---
 
 # {Path(source).name} for MLX
 
-Converted from `{source}` by mlx_lfm2 {__version__}: {width}; floating tensors in {dtype}.
+Converted from `{name}` by mlx_lfm2 {__version__}: {width}; floating tensors in {dtype}.
 Norms, conv kernels and any MoE router are kept in float.
 
 The folder is in the standard MLX layout and loads as it is in mlx_lfm2, mlx-lm and

@@ -131,6 +131,12 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_folder(target: Path, force: bool) -> Iterator[Path]:
     """A hidden folder beside target to write into; renamed to target only on success."""
@@ -138,6 +144,7 @@ def atomic_folder(target: Path, force: bool) -> Iterator[Path]:
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         yield work
+        work.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result is an ordinary folder
         if target.exists():
             if not force:
                 raise CheckpointError(f"{target}: appeared while converting; pass --force to replace it")

@@ -20,7 +20,7 @@ DIM, RESET = "\033[2m", "\033[0m"
 
 # The flags both commands take, named as mlx-lm names them; unset sampling flags mean the
 # checkpoint's defaults (generation_config.json, else the family's recommended values).
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="Hub id or local checkpoint folder (HF or MLX layout).")]
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="Hub id, local checkpoint folder (HF or MLX layout), or demo (built in, offline).")]
 MaxTokens = Annotated[int, typer.Option("--max-tokens", help="Most tokens to generate per answer.")]
 Temp = Annotated[Optional[float], typer.Option("--temp", help="Sampling temperature; 0 is greedy.")]
 TopP = Annotated[Optional[float], typer.Option("--top-p", help="Keep the most likely tokens up to this mass, in (0, 1].")]

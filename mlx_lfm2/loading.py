@@ -34,10 +34,16 @@ from .sampling import checkpoint_defaults
 
 # What a checkpoint needs from the hub: weights, configs, tokenizer, chat template.
 HUB_FILES = ["*.json", "*.safetensors", "*.jinja", "*.txt", "tokenizer.model"]
+# The small trained model shipped in the package (examples/demo_model): runs with no network.
+DEMO_NAME = "demo"
+DEMO_PATH = Path(__file__).parent / "demo"
 
 
 def resolve_model_path(path_or_hub_id: str | Path, revision: str | None = None) -> Path:
-    """A local checkpoint folder, or the hub snapshot of a repo id (downloaded if needed)."""
+    """A local checkpoint folder, the built-in `demo` model, or the hub snapshot of a repo id
+    (downloaded if needed). A local folder called demo is `./demo`."""
+    if str(path_or_hub_id) == DEMO_NAME:
+        return DEMO_PATH
     path = Path(path_or_hub_id).expanduser()
     if path.is_dir():
         return path
@@ -55,7 +61,7 @@ def resolve_model_path(path_or_hub_id: str | Path, revision: str | None = None) 
     except LocalEntryNotFoundError:
         raise CheckpointError(
             f"{repo_id}: not a local folder, not in the Hugging Face cache, and the hub cannot be "
-            "reached (offline?); pass a local checkpoint folder instead"
+            "reached (offline?); pass a local checkpoint folder, or `demo` for the built-in demo model"
         ) from None
     except GatedRepoError:
         raise CheckpointError(f"{repo_id}: gated on the hub; log in with `hf auth login` first") from None

@@ -10,23 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lfm2_tokenizer import train_tokenizer
 
-SPECIAL_TOKENS = [
-    "<|pad|>",
-    "<|startoftext|>",
-    "<|endoftext|>",
-    "<|fim_pre|>",
-    "<|fim_mid|>",
-    "<|fim_suf|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|tool_list_start|>",
-    "<|tool_list_end|>",
-    "<|tool_call_start|>",
-    "<|tool_call_end|>",
-    "<|tool_response_start|>",
-    "<|tool_response_end|>",
-]
 VOCAB_SIZE = 384
 
 TINY = dict(
@@ -67,28 +52,8 @@ def _corpus() -> list[str]:
 
 
 def make_tokenizer(folder: Path) -> None:
-    """Trains a byte-level BPE on a tiny corpus and saves it as a transformers tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tokenizer.train_from_iterator(_corpus(), trainer)
-    for index, token in enumerate(SPECIAL_TOKENS):
-        assert tokenizer.token_to_id(token) == index, token
-    wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token="<|startoftext|>",
-        eos_token="<|im_end|>",
-        pad_token="<|pad|>",
-    )
-    wrapped.save_pretrained(folder)
+    """A byte-level BPE trained on a tiny corpus, saved as a transformers tokenizer."""
+    train_tokenizer(_corpus(), VOCAB_SIZE, folder)
 
 
 def randomize(model: torch.nn.Module, seed: int, gain: float = 1.0) -> None:

@@ -138,6 +138,7 @@ def test_missing_model_folder_and_offline_default(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     result = runner.invoke(generate_app, ["--prompt", "hi"])
     assert result.exit_code == 1 and "LiquidAI/LFM2-350M: not a local folder" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "`demo`" in result.output
     debug = runner.invoke(generate_app, ["--model", str(tmp_path / "nope"), "--prompt", "hi", "--debug"])
     assert debug.exit_code == 1 and "Traceback" in debug.output
 

@@ -1,6 +1,7 @@
 """The converter: HF checkpoints -> MLX checkpoints that mlx_lfm2 and mlx-lm load alike."""
 
 import json
+import os
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -10,6 +11,7 @@ import pytest
 from mlx.utils import tree_flatten
 
 import mlx_lfm2
+from mlx_lfm2.convert.converter import model_card
 from checkpoints import TINY, TINY_MOE, hf_logits, hf_model, random_tokens, save_checkpoint
 from mlx_lfm2 import CheckpointError, ConfigError
 from mlx_lfm2.convert import ConversionError, layout
@@ -72,6 +74,9 @@ def test_float_conversion_is_exact_and_casts_dtype(dense_source, tmp_path):
     mlx_lfm2.convert(source, tmp_path / "bf16", dtype="bfloat16", progress=False)
     model, _ = mlx_lfm2.load(tmp_path / "bf16", compute_dtype=None)
     assert {p.dtype for _, p in tree_flatten(model.parameters())} == {mx.bfloat16}
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "bf16").stat().st_mode & 0o777 == 0o777 & ~mask  # an ordinary folder, not private
 
 
 def test_moe_round_trip(moe_source, tmp_path):
@@ -196,7 +201,9 @@ def test_side_files_and_model_card(dense_source, tmp_path):
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"tokenizer.json", "tokenizer_config.json", "generation_config.json", "chat_template.jinja", "README.md"} <= names
     card = (tmp_path / "out" / "README.md").read_text()
-    assert "4-bit weights, group size 64" in card and str(source) in card
+    assert "4-bit weights, group size 64" in card and f"`{source.name}`" in card
+    assert str(source.parent) not in card and "base_model" not in card  # no local path leaks into a card
+    assert "base_model: LiquidAI/LFM2-350M\n" in model_card("LiquidAI/LFM2-350M", None, None, "bfloat16")
 
 
 def test_refuses_to_overwrite_without_force(dense_source, tmp_path):
