@@ -32,7 +32,7 @@ System = Annotated[Optional[str], typer.Option("--system", help="System prompt."
 ToolsFile = Annotated[Optional[Path], typer.Option("--tools", help="JSON file with a list of tool schemas.")]
 ChatTemplateFile = Annotated[Optional[Path], typer.Option("--chat-template", help="Jinja chat template file to use instead of the checkpoint's.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
-Kernels = Annotated[str, typer.Option("--kernels", help="Kernel bodies: auto, reference (the model as written), cpu, metal or cuda.")]
+Kernels = Annotated[str, typer.Option("--kernels", help="Kernel bodies: auto, reference (the model as written), cpu (with the C++ extension's matmuls when built), cpu-mlx (MLX's matmuls), metal or cuda.")]
 ComputeDtype = Annotated[
     str, typer.Option("--compute-dtype", help="auto (float32 on the CPU, as stored on a GPU), float32, bfloat16, float16 or stored.")
 ]

@@ -111,7 +111,7 @@ def test_swiglu_matches_reference(body, dtype, shape):
 def test_backend_choice():
     assert resolve("reference") == "reference"
     assert resolve("auto") in ("cpu", "metal", "cuda")
-    with pytest.raises(KernelError, match="expected one of auto, reference, cpu, metal, cuda"):
+    with pytest.raises(KernelError, match="expected one of auto, reference, cpu, cpu-mlx, metal, cuda"):
         resolve("fast")
     if not metal_available():
         with pytest.raises(KernelError, match="needs a Mac GPU"):

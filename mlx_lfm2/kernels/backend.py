@@ -10,7 +10,9 @@ import mlx.core as mx
 
 from ..errors import LFM2Error
 
-KERNELS = ("auto", "reference", "cpu", "metal", "cuda")
+# "cpu" adds the C++ extension's quantized matmuls when it is built (kernels/cpu_extension.py);
+# "cpu-mlx" is the same bodies with MLX's own matmuls.
+KERNELS = ("auto", "reference", "cpu", "cpu-mlx", "metal", "cuda")
 
 
 class KernelError(LFM2Error, ValueError):
@@ -27,6 +29,8 @@ def cuda_available() -> bool:
 
 def resolve(kernels: str) -> str:
     """The body a choice means on this machine: reference, cpu, metal or cuda."""
+    if kernels == "cpu-mlx":
+        return "cpu"
     if kernels not in KERNELS:
         raise KernelError(f"kernels is {kernels!r}, expected one of {', '.join(KERNELS)}")
     if kernels == "auto":

@@ -10,7 +10,9 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..errors import LFM2Error
+from ..kernels import cpu_extension
 from ..kernels.backend import resolve
+from .cpu_matmul import use_cpu_extension
 from .layers import MLP, Attention, RMSNorm, ShortConv
 
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -31,7 +33,8 @@ def compute_dtype_for(choice: str | None) -> mx.Dtype | None:
 
 def prepare(model: nn.Module, kernels: str = "auto", compute_dtype: str | None = "auto") -> nn.Module:
     """Picks kernel bodies, fuses q/k/v and gate/up (except with the reference kernels, which
-    run the model exactly as written), and casts floating weights to the compute dtype."""
+    run the model exactly as written), casts floating weights to the compute dtype, and with
+    the cpu kernels moves quantized matmuls onto the C++ extension when it is built."""
     impl = resolve(kernels)
     for _, module in model.named_modules():
         if isinstance(module, (ShortConv, MLP, RMSNorm, Attention)):
@@ -41,4 +44,6 @@ def prepare(model: nn.Module, kernels: str = "auto", compute_dtype: str | None =
     dtype = compute_dtype_for(compute_dtype)
     if dtype is not None:
         model.set_dtype(dtype)
+    if kernels in ("auto", "cpu") and impl == "cpu" and cpu_extension.available():
+        use_cpu_extension(model)
     return model

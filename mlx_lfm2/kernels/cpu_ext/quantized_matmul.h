@@ -1,0 +1,39 @@
+// x @ dequantize(w).T for MLX's affine-quantized weights, as an MLX primitive for the CPU.
+#pragma once
+
+#include "mlx/ops.h"
+#include "mlx/primitives.h"
+
+namespace mlx_lfm2 {
+
+namespace mx = mlx::core;
+
+// Same arguments and result as mx.quantized_matmul(x, w, scales, biases, transpose=True,
+// group_size, bits) in affine mode, for 4 or 8 bits and float32 / bfloat16 / float16 x.
+mx::array quantized_matmul(const mx::array& x, const mx::array& w, const mx::array& scales, const mx::array& biases,
+                           int group_size, int bits, mx::StreamOrDevice s = {});
+
+// Which kernel copy runs here: "avx2", or "portable" (the baseline instruction set).
+const char* instruction_set();
+
+// Threads one call is split over: MLX_LFM2_NUM_THREADS, else every core.
+int num_threads();
+
+class QuantizedMatmul : public mx::Primitive {
+ public:
+  QuantizedMatmul(mx::Stream stream, int group_size, int bits)
+      : mx::Primitive(stream), group_size_(group_size), bits_(bits) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override;
+  void eval_gpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) override;
+  const char* name() const override {
+    return "LFM2QuantizedMatmul";
+  }
+  bool is_equivalent(const mx::Primitive& other) const override;
+
+ private:
+  int group_size_;
+  int bits_;
+};
+
+}  // namespace mlx_lfm2

@@ -1,0 +1,43 @@
+"""The optional C++ extension (kernels/cpu_ext): quantized matmuls for MLX's CPU backend.
+
+`pip install` builds it when a C++ compiler and CMake are at hand and skips it otherwise;
+`status()` says whether it loaded and, if not, why. It is built against one MLX version (its
+C++ ABI), so it is only used with exactly that version.
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx  # first: the extension finds libmlx through the loaded mlx.core
+
+try:
+    from .. import _cpu_ext
+except ImportError as error:  # not built (no compiler at install time) or built for another Python
+    _cpu_ext = None
+    _import_error = str(error).splitlines()[0]
+else:
+    _import_error = None
+
+BITS = (4, 8)
+GROUP_SIZES = (32, 64, 128)
+
+
+def status() -> tuple[bool, str]:
+    """(usable, one line saying which kernels run or why the extension is not used)."""
+    if _cpu_ext is None:
+        return False, f"not built or not importable ({_import_error}); MLX's own quantized_matmul runs"
+    if _cpu_ext.mlx_version() != mx.__version__:
+        return False, f"built for MLX {_cpu_ext.mlx_version()}, running MLX {mx.__version__}; reinstall mlx_lfm2"
+    return True, f"loaded ({_cpu_ext.instruction_set()} kernels, {_cpu_ext.num_threads()} threads)"
+
+
+def available() -> bool:
+    return status()[0]
+
+
+def supports(bits: int, group_size: int, mode: str = "affine") -> bool:
+    return mode == "affine" and bits in BITS and group_size in GROUP_SIZES
+
+
+def quantized_matmul(x: mx.array, w: mx.array, scales: mx.array, biases: mx.array, group_size: int, bits: int) -> mx.array:
+    """x @ dequantize(w).T on the CPU; the same result as mx.quantized_matmul(transpose=True)."""
+    return _cpu_ext.quantized_matmul(x, w, scales, biases, group_size, bits)
