@@ -7,22 +7,40 @@ with MLX's own kernels. MLX_LFM2_REQUIRE_EXTENSION=1 makes a failed build an err
 import os
 import sys
 
-from mlx.extension import CMakeBuild, CMakeExtension
 from setuptools import setup
 
-
-class OptionalCMakeBuild(CMakeBuild):
-    def run(self) -> None:
-        try:
-            super().run()
-        except Exception as error:  # noqa: BLE001  any build failure leaves the pure-MLX package
-            if os.environ.get("MLX_LFM2_REQUIRE_EXTENSION") == "1":
-                raise
-            print(f"warning: mlx_lfm2's CPU extension was not built ({error}); "
-                  "MLX's own kernels will run. `python -m mlx_lfm2 --info` tells which are active.", file=sys.stderr)
+REQUIRED = os.environ.get("MLX_LFM2_REQUIRE_EXTENSION") == "1"
 
 
-setup(
-    ext_modules=[CMakeExtension("mlx_lfm2._cpu_ext", sourcedir="mlx_lfm2/kernels/cpu_ext")],
-    cmdclass={"build_ext": OptionalCMakeBuild},
-)
+def skipped(reason: str) -> None:
+    if REQUIRED:
+        raise SystemExit(f"mlx_lfm2's CPU extension is required but {reason}")
+    print(f"warning: mlx_lfm2's CPU extension was not built ({reason}); MLX's own kernels will run. "
+          "`mlx_lfm2.info` tells which are active.", file=sys.stderr)
+
+
+def extension_build():
+    """The extension and its optional build step, or nothing when MLX is not importable (a build
+    without isolation; pip's isolated build installs the pinned MLX first)."""
+    try:
+        from mlx.extension import CMakeBuild, CMakeExtension
+    except ImportError as error:
+        skipped(f"MLX is not importable at build time: {error}")
+        return {}
+
+    class OptionalCMakeBuild(CMakeBuild):
+        def run(self) -> None:
+            try:
+                super().run()
+            except Exception as error:  # noqa: BLE001  any build failure leaves the pure-MLX package
+                if REQUIRED:
+                    raise
+                skipped(str(error))
+
+    return {
+        "ext_modules": [CMakeExtension("mlx_lfm2._cpu_ext", sourcedir="mlx_lfm2/kernels/cpu_ext")],
+        "cmdclass": {"build_ext": OptionalCMakeBuild},
+    }
+
+
+setup(**extension_build())
