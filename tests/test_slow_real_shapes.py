@@ -53,3 +53,24 @@ def test_converting_2_6b_shape_needs_far_less_than_twice_its_size(tmp_path):
     print(f"\n2.6B shape: {on_disk / 1e9:.2f} GB bf16 source -> {report.bytes_on_disk / 1e9:.2f} GB 4-bit; "
           f"peak {peak / 1e9:.2f} GB while converting")
     assert peak < 0.75 * on_disk  # the 4-bit result plus one shard in flight
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bits", [4, 8])
+def test_lfm2_350m_shape_quantized_with_and_without_the_cpu_extension(tmp_path, bits):
+    from mlx_lfm2.kernels import cpu_extension
+
+    if not cpu_extension.available():
+        pytest.skip(cpu_extension.status()[1])
+    source = save_checkpoint(hf_model(SHAPES["350M"], seed=0, gain=0.5), tmp_path / "source")
+    folder = tmp_path / f"q{bits}"
+    mlx_lfm2.convert(source, folder, quantize=True, q_bits=bits, progress=False)
+    fast, _ = mlx_lfm2.load(folder, kernels="cpu")
+    plain, _ = mlx_lfm2.load(folder, kernels="cpu-mlx")
+    tokens = random_tokens(24)
+    expected = stepwise_logits(plain, tokens, prefill=16)
+    got = stepwise_logits(fast, tokens, prefill=16)
+    # Prefill rows agree to float32 rounding; decode steps carry x as int16 per group.
+    np.testing.assert_allclose(got[:, :16], expected[:, :16], atol=1e-3, rtol=0)
+    np.testing.assert_allclose(got, expected, atol=2e-2, rtol=0)
+    assert (got.argmax(-1) == expected.argmax(-1)).mean() >= 0.9
