@@ -38,16 +38,17 @@ def check_close(out, expected, dtype):
 
 
 @needs_extension
+@pytest.mark.parametrize("kernel_set", ["auto", "portable"])  # the SIMD copy this CPU runs, and the fallback
 @pytest.mark.parametrize("bits", [4, 8])
 @pytest.mark.parametrize("group_size", [32, 64, 128])
 @pytest.mark.parametrize("rows", [1, 2, 7, 64, 512])
 @pytest.mark.parametrize("dtype", [mx.float32, mx.bfloat16], ids=["float32", "bfloat16"])
-def test_matches_mlx_quantized_matmul(bits, group_size, rows, dtype):
+def test_matches_mlx_quantized_matmul(bits, group_size, rows, dtype, kernel_set):
     mx.random.seed(rows * 10 + bits)
     wq, scales, biases = mx.quantize(mx.random.normal((77, 384)), group_size=group_size, bits=bits)  # odd row count
     scales, biases = scales.astype(dtype), biases.astype(dtype)
     x = mx.random.normal((rows, 384)).astype(dtype)
-    out = cpu_extension.quantized_matmul(x, wq, scales, biases, group_size, bits)
+    out = cpu_extension.quantized_matmul(x, wq, scales, biases, group_size, bits, kernel_set)
     assert out.dtype == dtype and out.shape == (rows, 77)
     check_close(out, reference(x, wq, scales, biases, group_size, bits), dtype)
 
@@ -73,6 +74,8 @@ def test_bad_arguments_are_clear_errors(args, message):
     wq, scales, biases = mx.quantize(mx.random.normal((8, 128)), group_size=64, bits=4)
     with pytest.raises(ValueError, match=message):
         cpu_extension.quantized_matmul(mx.zeros((1, 128)), wq, scales, biases, *args)
+    with pytest.raises(ValueError, match="no kernels named sse9"):
+        cpu_extension.quantized_matmul(mx.zeros((1, 128)), wq, scales, biases, 64, 4, "sse9")
 
 
 @pytest.fixture(scope="module", params=[4, 8])

@@ -38,6 +38,9 @@ def supports(bits: int, group_size: int, mode: str = "affine") -> bool:
     return mode == "affine" and bits in BITS and group_size in GROUP_SIZES
 
 
-def quantized_matmul(x: mx.array, w: mx.array, scales: mx.array, biases: mx.array, group_size: int, bits: int) -> mx.array:
-    """x @ dequantize(w).T on the CPU; the same result as mx.quantized_matmul(transpose=True)."""
-    return _cpu_ext.quantized_matmul(x, w, scales, biases, group_size, bits)
+def quantized_matmul(
+    x: mx.array, w: mx.array, scales: mx.array, biases: mx.array, group_size: int, bits: int, kernel_set: str = "auto"
+) -> mx.array:
+    """x @ dequantize(w).T on the CPU; the same result as mx.quantized_matmul(transpose=True).
+    kernel_set "auto" takes the best copy this CPU runs; "avx2" or "portable" picks one."""
+    return _cpu_ext.quantized_matmul(x, w, scales, biases, group_size, bits, kernel_set=kernel_set)

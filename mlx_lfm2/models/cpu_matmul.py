@@ -42,22 +42,17 @@ class ExtensionQuantizedEmbedding(nn.QuantizedEmbedding):
         return cpu_extension.quantized_matmul(x, self["weight"], self["scales"], self["biases"], self.group_size, self.bits)
 
 
-def use_cpu_extension(model: nn.Module) -> int:
-    """Moves every quantized layer the extension supports onto it; returns how many moved."""
-    moved = 0
+def use_cpu_extension(model: nn.Module) -> None:
+    """Moves every quantized layer the extension supports onto it."""
 
     def swap(_, module):
-        nonlocal moved
         if isinstance(module, (ExtensionQuantizedLinear, ExtensionQuantizedEmbedding)):
             return module
         settings = (getattr(module, "bits", None), getattr(module, "group_size", None), getattr(module, "mode", None))
         if isinstance(module, nn.QuantizedLinear) and cpu_extension.supports(*settings):
-            moved += 1
             return ExtensionQuantizedLinear(module)
         if isinstance(module, nn.QuantizedEmbedding) and cpu_extension.supports(*settings):
-            moved += 1
             return ExtensionQuantizedEmbedding(module)
         return module
 
     model.update_modules(tree_map_with_path(swap, model.leaf_modules(), is_leaf=nn.Module.is_module))
-    return moved

@@ -27,14 +27,22 @@ struct Kernels {
   Qmm qmm;
 };
 
-const Kernels& kernels() {
-  static const Kernels chosen = [] {
+const Kernels kPortable{"portable", portable::qmv, portable::qmm};
 #if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Kernels{"avx2", avx2::qmv, avx2::qmm};
+const Kernels kAvx2{"avx2", avx2::qmv, avx2::qmm};
 #endif
-    return Kernels{"portable", portable::qmv, portable::qmm};
-  }();
-  return chosen;
+
+// The copy of the kernels a name asks for: "auto" is the best one this CPU runs.
+const Kernels& kernels(const std::string& name = "auto") {
+#if defined(__x86_64__)
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (name == "avx2" || (name == "auto" && avx2)) {
+    if (!avx2) throw std::invalid_argument("quantized_matmul: this CPU has no AVX2/FMA");
+    return kAvx2;
+  }
+#endif
+  if (name == "portable" || name == "auto") return kPortable;
+  throw std::invalid_argument("quantized_matmul: no kernels named " + name);
 }
 
 // A float copy of `count` values starting at element `offset` of a (contiguous) array.
@@ -53,8 +61,8 @@ void check(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument("quantized_matmul: " + message);
 }
 
-void run(const mx::array& x, const mx::array& w, const mx::array& scales, const mx::array& biases, mx::array& out,
-         int group_size, int bits) {
+void run(const Kernels& kernels, const mx::array& x, const mx::array& w, const mx::array& scales,
+         const mx::array& biases, mx::array& out, int group_size, int bits) {
   const int K = x.shape(-1), N = w.shape(0), M = static_cast<int>(x.size() / K), G = K / group_size;
   const bool x_is_float = x.dtype() == mx::float32, sb_are_float = scales.dtype() == mx::float32;
   std::vector<float> x_copy = x_is_float ? std::vector<float>() : to_float(x, 0, x.size());
@@ -94,9 +102,9 @@ void run(const mx::array& x, const mx::array& w, const mx::array& scales, const 
     const QuantizedWeights weights{w.data<uint32_t>(), s, b, N, K, group_size, bits};
     if (tiled) {
       std::vector<float> tile((size_t)K * kTileColumns);
-      kernels().qmm(xf, M, weights, n0, n1, tile.data(), of);
+      kernels.qmm(xf, M, weights, n0, n1, tile.data(), of);
     } else {
-      kernels().qmv(x_quantized, M, weights, n0, n1, of);
+      kernels.qmv(x_quantized, M, weights, n0, n1, of);
     }
     if (!out_copy.empty()) {
       for (int m = 0; m < M; m++)
@@ -120,7 +128,7 @@ int num_threads() {
 }
 
 mx::array quantized_matmul(const mx::array& x, const mx::array& w, const mx::array& scales, const mx::array& biases,
-                           int group_size, int bits, mx::StreamOrDevice s) {
+                           int group_size, int bits, const std::string& kernel_set, mx::StreamOrDevice s) {
   check(bits == 4 || bits == 8, "bits must be 4 or 8, got " + std::to_string(bits));
   check(group_size == 32 || group_size == 64 || group_size == 128,
         "group_size must be 32, 64 or 128, got " + std::to_string(group_size));
@@ -142,7 +150,7 @@ mx::array quantized_matmul(const mx::array& x, const mx::array& w, const mx::arr
   };
   mx::Shape out_shape = x.shape();
   out_shape.back() = N;
-  return mx::array(out_shape, x.dtype(), std::make_shared<QuantizedMatmul>(stream, group_size, bits),
+  return mx::array(out_shape, x.dtype(), std::make_shared<QuantizedMatmul>(stream, group_size, bits, kernels(kernel_set).name),
                    {row_contiguous(x), row_contiguous(w), row_contiguous(scales), row_contiguous(biases)});
 }
 
@@ -154,8 +162,8 @@ void QuantizedMatmul::eval_cpu(const std::vector<mx::array>& inputs, std::vector
   encoder.set_output_array(out);
   // The arrays are captured by value: they keep their buffers alive until the task has run.
   encoder.dispatch([x = inputs[0], w = inputs[1], scales = inputs[2], biases = inputs[3], out = out,
-                    group_size = group_size_, bits = bits_]() mutable {
-    run(x, w, scales, biases, out, group_size, bits);
+                    group_size = group_size_, bits = bits_, &chosen = kernels(kernel_set_)]() mutable {
+    run(chosen, x, w, scales, biases, out, group_size, bits);
   });
 }
 
@@ -165,7 +173,7 @@ void QuantizedMatmul::eval_gpu(const std::vector<mx::array>&, std::vector<mx::ar
 
 bool QuantizedMatmul::is_equivalent(const mx::Primitive& other) const {
   auto& o = static_cast<const QuantizedMatmul&>(other);
-  return group_size_ == o.group_size_ && bits_ == o.bits_;
+  return group_size_ == o.group_size_ && bits_ == o.bits_ && kernel_set_ == o.kernel_set_;
 }
 
 }  // namespace mlx_lfm2
