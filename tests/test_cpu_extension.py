@@ -58,9 +58,13 @@ def test_shapes_strides_and_mixed_dtypes():
     wq, scales, biases = mx.quantize(mx.random.normal((40, 256)), group_size=64, bits=4)
     x = mx.random.normal((3, 5, 256))
     check_close(cpu_extension.quantized_matmul(x, wq, scales, biases, 64, 4), reference(x, wq, scales, biases, 64, 4), mx.float32)
-    strided = mx.random.normal((256, 6)).T  # not row-contiguous
-    check_close(cpu_extension.quantized_matmul(strided, wq, scales, biases, 64, 4),
-                reference(strided, wq, scales, biases, 64, 4), mx.float32)
+    for strided, dtype in [
+        (mx.random.normal((256, 6)).T, mx.float32),  # not row-contiguous: read through its strides
+        (mx.broadcast_to(mx.random.normal((1, 256)), (3, 256)), mx.float32),  # a stride of 0
+        (mx.random.normal((2, 3, 256)).astype(mx.bfloat16).transpose(1, 0, 2), mx.bfloat16),
+    ]:
+        check_close(cpu_extension.quantized_matmul(strided, wq, scales, biases, 64, 4),
+                    reference(strided, wq, scales, biases, 64, 4), dtype)
     half = [a.astype(mx.float16) for a in (scales, biases)]  # float16 scales with float32 x
     check_close(cpu_extension.quantized_matmul(x, wq, *half, 64, 4), reference(x, wq, *half, 64, 4), mx.float32)
 

@@ -45,7 +45,7 @@ const Kernels& kernels(const std::string& name = "auto") {
   throw std::invalid_argument("quantized_matmul: no kernels named " + name);
 }
 
-// A float copy of `count` values starting at element `offset` of a (contiguous) array.
+// A float copy of `count` values starting at element `offset` of a contiguous array.
 std::vector<float> to_float(const mx::array& a, size_t offset, size_t count) {
   std::vector<float> values(count);
   switch (a.dtype()) {
@@ -57,6 +57,32 @@ std::vector<float> to_float(const mx::array& a, size_t offset, size_t count) {
   return values;
 }
 
+template <typename T>
+void gather(const mx::array& a, float* out) {
+  const T* base = a.data<T>();
+  const int dims = static_cast<int>(a.ndim());
+  std::vector<int> index(dims, 0);
+  for (size_t i = 0; i < a.size(); i++) {
+    int64_t at = 0;
+    for (int d = 0; d < dims; d++) at += index[d] * a.strides()[d];
+    out[i] = static_cast<float>(base[at]);
+    for (int d = dims - 1; d >= 0 && ++index[d] == a.shape(d); d--) index[d] = 0;
+  }
+}
+
+// Any x (strided, any float dtype) as row-major float32: x is left to MLX's graph as it is,
+// since a contiguous() node before every call costs a dispatch each (~60 per decode step).
+std::vector<float> rows_of(const mx::array& x) {
+  if (x.flags().row_contiguous) return to_float(x, 0, x.size());
+  std::vector<float> values(x.size());
+  switch (x.dtype()) {
+    case mx::float32: gather<float>(x, values.data()); break;
+    case mx::bfloat16: gather<mx::bfloat16_t>(x, values.data()); break;
+    default: gather<mx::float16_t>(x, values.data()); break;
+  }
+  return values;
+}
+
 void check(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument("quantized_matmul: " + message);
 }
@@ -64,9 +90,10 @@ void check(bool ok, const std::string& message) {
 void run(const Kernels& kernels, const mx::array& x, const mx::array& w, const mx::array& scales,
          const mx::array& biases, mx::array& out, int group_size, int bits) {
   const int K = x.shape(-1), N = w.shape(0), M = static_cast<int>(x.size() / K), G = K / group_size;
-  const bool x_is_float = x.dtype() == mx::float32, sb_are_float = scales.dtype() == mx::float32;
-  std::vector<float> x_copy = x_is_float ? std::vector<float>() : to_float(x, 0, x.size());
-  const float* xf = x_is_float ? x.data<float>() : x_copy.data();
+  const bool x_direct = x.dtype() == mx::float32 && x.flags().row_contiguous;
+  const bool sb_are_float = scales.dtype() == mx::float32;
+  std::vector<float> x_copy = x_direct ? std::vector<float>() : rows_of(x);
+  const float* xf = x_direct ? x.data<float>() : x_copy.data();
   std::vector<float> out_copy(out.dtype() == mx::float32 ? 0 : out.size());
   float* of = out.dtype() == mx::float32 ? out.data<float>() : out_copy.data();
 
@@ -143,15 +170,15 @@ mx::array quantized_matmul(const mx::array& x, const mx::array& w, const mx::arr
   check(scales.dtype() == biases.dtype(), "scales and biases must share a dtype");
   auto stream = mx::to_stream(s, mx::Device::cpu);
   check(stream.device == mx::Device::cpu, "runs on the CPU only");
-  // Weights are evaluated and contiguous already: a contiguous() node each would only add
-  // dispatch work to every call (~60 per decode step).
+  // Weights are evaluated and contiguous already, and run() reads any x through its strides:
+  // a contiguous() node each would only add dispatch work to every call (~60 per decode step).
   auto row_contiguous = [&](const mx::array& a) {
     return a.is_available() && a.flags().row_contiguous ? a : mx::contiguous(a, false, stream);
   };
   mx::Shape out_shape = x.shape();
   out_shape.back() = N;
   return mx::array(out_shape, x.dtype(), std::make_shared<QuantizedMatmul>(stream, group_size, bits, kernels(kernel_set).name),
-                   {row_contiguous(x), row_contiguous(w), row_contiguous(scales), row_contiguous(biases)});
+                   {x, row_contiguous(w), row_contiguous(scales), row_contiguous(biases)});
 }
 
 void QuantizedMatmul::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
