@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from mlx_lfm2.tools import ToolCall, tool_schema
+from mlx_lfm2.tools import TOOL_CALL_END, TOOL_CALL_START, ToolCall, tool_schema
 
 
 def get_weather(city: str) -> dict:
@@ -45,19 +45,20 @@ def convert_units(value: float, from_unit: str, to_unit: str) -> dict:
         from_unit: The unit it is in.
         to_unit: The unit to convert it to.
     """
-    celsius = {"celsius": lambda v: v, "fahrenheit": lambda v: (v - 32) * 5 / 9}
-    to_base = {**{unit: (lambda v, f=f: v * f) for unit, f in LENGTH.items()},
-               **{unit: (lambda v, f=f: v * f) for unit, f in MASS.items()}, **celsius}
-    from_base = {"celsius": lambda v: v, "fahrenheit": lambda v: v * 9 / 5 + 32,
-                 **{unit: (lambda v, f=f: v / f) for unit, f in {**LENGTH, **MASS}.items()}}
-    return {"value": round(from_base[to_unit](to_base[from_unit](value)), 2), "unit": to_unit}
+    if from_unit in FACTORS:  # lengths to meters, masses to kilograms, and back
+        converted = value * FACTORS[from_unit] / FACTORS[to_unit]
+    else:
+        converted = (value - 32) * 5 / 9 if from_unit == "fahrenheit" else value * 9 / 5 + 32
+    return {"value": round(converted, 2), "unit": to_unit}
 
 
 TOOLS = [get_weather, calculate, convert_units]
 TOOL_SCHEMAS = [tool_schema(f) for f in TOOLS]
+TOOLS_BY_NAME = {f.__name__: f for f in TOOLS}
 CONDITIONS = ["sunny", "cloudy", "rainy", "snowy", "windy", "foggy"]
 LENGTH = {"km": 1000.0, "miles": 1609.34, "meters": 1.0, "feet": 0.3048}
 MASS = {"kg": 1.0, "pounds": 0.4536, "grams": 0.001}
+FACTORS = {**LENGTH, **MASS}
 UNIT_PAIRS = [("km", "miles"), ("miles", "km"), ("meters", "feet"), ("feet", "meters"),
               ("kg", "pounds"), ("pounds", "kg"), ("grams", "kg"), ("celsius", "fahrenheit"),
               ("fahrenheit", "celsius")]
@@ -205,11 +206,11 @@ class World:
 def call_text(calls: list[ToolCall]) -> str:
     """LFM2's Pythonic tool-call block."""
     rendered = ", ".join(f"{c.name}({', '.join(f'{k}={json.dumps(v)}' for k, v in c.arguments.items())})" for c in calls)
-    return f"<|tool_call_start|>[{rendered}]<|tool_call_end|>"
+    return f"{TOOL_CALL_START}[{rendered}]{TOOL_CALL_END}"
 
 
 def run_call(call: ToolCall) -> dict:
-    return {f.__name__: f for f in TOOLS}[call.name](**call.arguments)
+    return TOOLS_BY_NAME[call.name](**call.arguments)
 
 
 def final_answer(calls: list[ToolCall], results: list[dict]) -> str:

@@ -36,12 +36,6 @@ inline f8 splat(float s) {
   return f8{} + s;
 }
 
-inline float sum(f8 v) {
-  float s = 0;
-  for (int i = 0; i < 8; i++) s += v[i];
-  return s;
-}
-
 // Values k..k+7 of a packed row, as floats (k a multiple of 8).
 template <int BITS>
 inline f8 unpack(const uint32_t* row, int k) {
