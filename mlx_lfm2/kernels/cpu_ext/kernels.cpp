@@ -51,28 +51,41 @@ inline f8 unpack(const uint32_t* row, int k) {
 }
 
 #if defined(__AVX2__)
-// The low and high nibbles of 16 bytes (32 four-bit values) as two vectors of 16 int16.
-inline void nibbles(const uint8_t* bytes, __m256i& low, __m256i& high) {
-  const __m128i mask = _mm_set1_epi8(0x0F);
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes));
-  low = _mm256_cvtepu8_epi16(_mm_and_si128(v, mask));
-  high = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(v, 4), mask));
-}
-
-inline __m256i dot16(__m256i w, const int16_t* x) {
-  return _mm256_madd_epi16(w, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
-}
-
 inline float sum8(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
-// NB weight rows against MB rows of x: exact int32 sums per group, then one float FMA per group.
+// The four-bit values of 16 or 32 bytes as unsigned bytes: the low nibbles (even values), then
+// the high ones (odd values), per 128-bit half for 16 bytes, across the whole block for 32.
+inline void nibbles(const uint8_t* bytes, __m256i& q) {
+  const __m128i mask = _mm_set1_epi8(0x0F);
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes));
+  q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), mask), _mm_and_si128(v, mask));
+}
+
+inline void nibbles(const uint8_t* bytes, __m256i& low, __m256i& high) {
+  const __m256i mask = _mm256_set1_epi8(0x0F);
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bytes));
+  low = _mm256_and_si256(v, mask);
+  high = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+}
+
+inline __m256i load32(const int8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+// NB weight rows against MB rows of x, 32 values at a time with vpmaddubsw (unsigned weight
+// bytes times signed x bytes, pairs summed to int16): exact integer sums per group, then one
+// float FMA per group. 4-bit: a pair is at most 2 * 15 * 127, so a whole group of up to 128
+// values adds up in int16 before widening. 8-bit: the codes are moved to [-128, 127] and their
+// signs onto x (|q - 128| * sign(q - 128) x), so a pair stays within 2 * 128 * 127; 128 times
+// the group's sum of x values is added back after.
 template <int BITS, int NB, int MB>
 void qmv_block(const QuantizedInput& x, const QuantizedWeights& w, int n, float* out, int ldo) {
   const int K = w.cols, G = K / w.group_size, row_bytes = K * BITS / 8;
+  const __m256i ones = _mm256_set1_epi16(1);
   __m256 total[NB][MB];
   float bias_total[NB][MB] = {};
   for (int r = 0; r < NB; r++)
@@ -83,27 +96,56 @@ void qmv_block(const QuantizedInput& x, const QuantizedWeights& w, int n, float*
     for (int r = 0; r < NB; r++)
       for (int m = 0; m < MB; m++) acc[r][m] = _mm256_setzero_si256();
     for (int k = g * w.group_size; k < (g + 1) * w.group_size; k += 32) {
-      for (int r = 0; r < NB; r++) {
-        __m256i a, b;
-        if constexpr (BITS == 4) {
-          nibbles(rows + (size_t)r * row_bytes + k / 2, a, b);
-        } else {
-          const uint8_t* p = rows + (size_t)r * row_bytes + k;
-          a = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-          b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
+      // The next block's rows, a few hundred cycles ahead: the hardware prefetcher alone leaves
+      // this loop waiting on memory when the weights stream from DRAM.
+      if (k % 64 == 0)
+        for (int r = 0; r < NB; r++) _mm_prefetch((const char*)(rows + (size_t)(NB + r) * row_bytes + k * BITS / 8), _MM_HINT_T0);
+      if constexpr (BITS == 4) {
+        if (w.group_size >= 64) {
+          __m256i x_even[MB], x_odd[MB];  // loaded once for all NB rows: loads are the scarce port
+          for (int m = 0; m < MB; m++) {
+            x_even[m] = load32(x.values + (size_t)m * K + k);
+            x_odd[m] = load32(x.values + (size_t)m * K + k + 32);
+          }
+          for (int r = 0; r < NB; r++) {
+            __m256i low, high;
+            nibbles(rows + (size_t)r * row_bytes + k / 2, low, high);
+            for (int m = 0; m < MB; m++)
+              acc[r][m] = _mm256_add_epi16(acc[r][m], _mm256_add_epi16(_mm256_maddubs_epi16(low, x_even[m]),
+                                                                       _mm256_maddubs_epi16(high, x_odd[m])));
+          }
+          k += 32;  // 64 values done
+          continue;
         }
-        for (int m = 0; m < MB; m++) {
-          const int16_t* xk = x.values + (size_t)m * K + k;
-          acc[r][m] = _mm256_add_epi32(acc[r][m], _mm256_add_epi32(dot16(a, xk), dot16(b, xk + 16)));
+        for (int r = 0; r < NB; r++) {
+          __m256i q;
+          nibbles(rows + (size_t)r * row_bytes + k / 2, q);
+          for (int m = 0; m < MB; m++)
+            acc[r][m] = _mm256_add_epi16(acc[r][m], _mm256_maddubs_epi16(q, load32(x.values + (size_t)m * K + k)));
+        }
+      } else {
+        __m256i xs[MB];
+        for (int m = 0; m < MB; m++) xs[m] = load32(x.values + (size_t)m * K + k);
+        for (int r = 0; r < NB; r++) {
+          const __m256i q = _mm256_xor_si256(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows + (size_t)r * row_bytes + k)),
+              _mm256_set1_epi8((char)0x80));
+          const __m256i magnitude = _mm256_abs_epi8(q);  // |q - 128| <= 128 fits an unsigned byte
+          for (int m = 0; m < MB; m++) {
+            const __m256i pairs = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(xs[m], q));
+            acc[r][m] = _mm256_add_epi32(acc[r][m], _mm256_madd_epi16(pairs, ones));
+          }
         }
       }
     }
     for (int r = 0; r < NB; r++) {
       const float scale = w.scales[(size_t)(n + r) * G + g], bias = w.biases[(size_t)(n + r) * G + g];
       for (int m = 0; m < MB; m++) {
-        const __m256 s = _mm256_set1_ps(scale * x.scales[(size_t)m * G + g]);
-        total[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][m]), s, total[r][m]);
+        const __m256i sums = BITS == 4 ? _mm256_madd_epi16(acc[r][m], ones) : acc[r][m];
+        const float step = scale * x.scales[(size_t)m * G + g];
+        total[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(step), total[r][m]);
         bias_total[r][m] += bias * x.sums[(size_t)m * G + g];
+        if constexpr (BITS == 8) bias_total[r][m] += 128 * step * x.value_sums[(size_t)m * G + g];
       }
     }
   }
@@ -111,20 +153,22 @@ void qmv_block(const QuantizedInput& x, const QuantizedWeights& w, int n, float*
     for (int m = 0; m < MB; m++) out[(size_t)m * ldo + n + r] = sum8(total[r][m]) + bias_total[r][m];
 }
 #else
-// The same int16 products, one value at a time; the compiler vectorizes what it can.
+// The same integer products, one value at a time; the compiler vectorizes what it can.
 template <int BITS, int NB, int MB>
 void qmv_block(const QuantizedInput& x, const QuantizedWeights& w, int n, float* out, int ldo) {
   const int K = w.cols, G = K / w.group_size, row_bytes = K * BITS / 8;
   for (int r = 0; r < NB; r++) {
     const uint8_t* row = reinterpret_cast<const uint8_t*>(w.packed) + (size_t)(n + r) * row_bytes;
     for (int m = 0; m < MB; m++) {
-      const int16_t* xm = x.values + (size_t)m * K;
+      const int8_t* xm = x.values + (size_t)m * K;
       float total = 0;
       for (int g = 0; g < G; g++) {
         int32_t acc = 0;
-        for (int k = g * w.group_size; k < (g + 1) * w.group_size; k += 32) {
-          for (int j = 0; j < 32; j++) {
-            const int q = BITS == 4 ? (row[(k + (j & 15) * 2) / 2] >> (j < 16 ? 0 : 4)) & 0xF : row[k + j];
+        // x is laid out as quantize_input leaves it: per 4-bit block, low nibbles then high.
+        const int block = BITS == 4 ? std::min(w.group_size, 64) : 32, half = block / 2;
+        for (int k = g * w.group_size; k < (g + 1) * w.group_size; k += block) {
+          for (int j = 0; j < block; j++) {
+            const int q = BITS == 4 ? (row[k / 2 + j % half] >> (j < half ? 0 : 4)) & 0xF : row[k + j];
             acc += q * xm[k + j];
           }
         }
@@ -149,7 +193,8 @@ template <int BITS>
 void qmv_bits(const QuantizedInput& x, int m, const QuantizedWeights& w, int n0, int n1, float* out) {
   const int K = w.cols, G = K / w.group_size;
   for (int m0 = 0; m0 < m; m0 += 4) {
-    const QuantizedInput part{x.values + (size_t)m0 * K, x.scales + (size_t)m0 * G, x.sums + (size_t)m0 * G};
+    const QuantizedInput part{x.values + (size_t)m0 * K, x.scales + (size_t)m0 * G, x.sums + (size_t)m0 * G,
+                              x.value_sums + (size_t)m0 * G};
     float* o = out + (size_t)m0 * w.rows;
     switch (std::min(4, m - m0)) {
       case 1: qmv_rows<BITS, 1>(part, w, n0, n1, o); break;

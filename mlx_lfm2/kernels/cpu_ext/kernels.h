@@ -20,18 +20,19 @@ struct QuantizedWeights {
   int bits;                // 4 or 8
 };
 
-// x for the decode product: each group of x scaled to int16 (|x| <= 32767, 2^-15 of the group's
-// largest value; finer than bfloat16), so the inner loop is an exact int16 x int32 dot product
-// (vpmaddwd) instead of a float unpack per weight. For 4-bit weights each 32-value chunk is
-// stored even positions first, then odd ones: the order of the low and high nibbles of 16 bytes.
+// x for the decode product: each group of x scaled to int8 (|x| <= 127, as llama.cpp's Q8
+// activations), so the inner loop is an exact byte dot product (vpmaddubsw) instead of a float
+// unpack per weight. For 4-bit weights each 32-value chunk is stored even positions first, then
+// odd ones: the order of the low and high nibbles of 16 bytes.
 struct QuantizedInput {
-  const int16_t* values;  // m x K
+  const int8_t* values;   // m x K
   const float* scales;    // m x G: x ~= values * scale
   const float* sums;      // m x G: the exact float sum of x over the group (for the biases)
+  const int32_t* value_sums;  // m x G: the sum of `values` over the group (8-bit weights' offset)
 };
 
-void quantize_input(const float* x, int m, int K, int group_size, int bits, int16_t* values, float* scales,
-                    float* sums);
+void quantize_input(const float* x, int m, int K, int group_size, int bits, int8_t* values, float* scales,
+                    float* sums, int32_t* value_sums);
 
 // The same source is compiled once per instruction set (see CMakeLists.txt); each copy
 // lives in its own namespace and the dispatcher picks one at run time.

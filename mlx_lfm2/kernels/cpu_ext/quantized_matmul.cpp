@@ -98,15 +98,17 @@ void run(const Kernels& kernels, const mx::array& x, const mx::array& w, const m
   float* of = out.dtype() == mx::float32 ? out.data<float>() : out_copy.data();
 
   const bool tiled = M >= kTiledFromRows;
-  std::vector<int16_t> x_values;
+  std::vector<int8_t> x_values;
   std::vector<float> x_scales, x_sums;
+  std::vector<int32_t> x_value_sums;
   if (!tiled) {
     x_values.resize((size_t)M * K);
     x_scales.resize((size_t)M * G);
     x_sums.resize((size_t)M * G);
-    quantize_input(xf, M, K, group_size, bits, x_values.data(), x_scales.data(), x_sums.data());
+    x_value_sums.resize((size_t)M * G);
+    quantize_input(xf, M, K, group_size, bits, x_values.data(), x_scales.data(), x_sums.data(), x_value_sums.data());
   }
-  const QuantizedInput x_quantized{x_values.data(), x_scales.data(), x_sums.data()};
+  const QuantizedInput x_quantized{x_values.data(), x_scales.data(), x_sums.data(), x_value_sums.data()};
 
   // Column chunks per thread: a few per thread for balance, whole tiles for qmm.
   ThreadPool& pool = ThreadPool::instance();
