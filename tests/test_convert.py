@@ -16,6 +16,10 @@ from checkpoints import TINY, TINY_MOE, hf_logits, hf_model, random_tokens, save
 from mlx_lfm2 import CheckpointError, ConfigError
 from mlx_lfm2.convert import ConversionError, layout
 
+# Converted checkpoints are checked with MLX's exact quantized products, as mlx-lm computes
+# them; the C++ extension rounds x to int8 (tested on its own in test_cpu_extension.py).
+EXACT = dict(kernels="cpu-mlx")
+
 # Widths divisible by every group size, and block weights scaled down (gain) so the residual
 # stream dominates as in trained models: full-gain random blocks amplify rounding chaotically.
 DENSE = dict(TINY, hidden_size=128, intermediate_size=384)  # ff: 384 -> 256
@@ -57,7 +61,7 @@ def test_round_trip_through_mlx_lfm2_and_mlx_lm(dense_source, tmp_path, bits, gr
     assert report.quantization == {"group_size": group_size, "bits": bits, "mode": "affine"}
     scales_and_biases = 2 * 32 / group_size  # float32 source: two float32 values per group
     assert bits + scales_and_biases < report.bits_per_weight < bits + scales_and_biases + 0.3
-    ours, _ = mlx_lfm2.load(out)
+    ours, _ = mlx_lfm2.load(out, **EXACT)
     theirs, _ = mlx_lm.load(str(out))
     tokens = random_tokens(20)
     got = logits_of(ours, tokens)
@@ -82,7 +86,7 @@ def test_float_conversion_is_exact_and_casts_dtype(dense_source, tmp_path):
 def test_moe_round_trip(moe_source, tmp_path):
     reference, source = moe_source
     mlx_lfm2.convert(source, tmp_path / "q8", quantize=True, q_bits=8, progress=False)
-    ours, _ = mlx_lfm2.load(tmp_path / "q8")
+    ours, _ = mlx_lfm2.load(tmp_path / "q8", **EXACT)
     theirs, _ = mlx_lm.load(str(tmp_path / "q8"))
     block = ours.layers[1].feed_forward
     assert isinstance(block.gate, nn.Linear)  # the router stays in float
@@ -113,7 +117,7 @@ def test_dequantize_recovers_the_quantized_model(dense_source, tmp_path):
     mlx_lfm2.convert(tmp_path / "q4", tmp_path / "float", dequantize=True, progress=False)
     config = json.loads((tmp_path / "float" / "config.json").read_text())
     assert "quantization" not in config and "quantization_config" not in config
-    quantized, _ = mlx_lfm2.load(tmp_path / "q4")
+    quantized, _ = mlx_lfm2.load(tmp_path / "q4", **EXACT)
     recovered, _ = mlx_lfm2.load(tmp_path / "float")
     assert not any(hasattr(m, "bits") for _, m in recovered.named_modules())
     tokens = random_tokens(16)
@@ -128,7 +132,7 @@ def test_mixed_4_8_keeps_the_tied_head_at_8_bits(dense_source, tmp_path):
         "group_size": 64, "bits": 4, "mode": "affine",
         "model.embed_tokens": {"group_size": 64, "bits": 8, "mode": "affine"},
     }
-    model, _ = mlx_lfm2.load(tmp_path / "mixed")
+    model, _ = mlx_lfm2.load(tmp_path / "mixed", **EXACT)
     assert model.model.embed_tokens.bits == 8 and model.layers[0].feed_forward.w2.bits == 4
     assert isinstance(model.layers[0].conv.conv, nn.Conv1d) and model.layers[0].operator_norm.weight.dtype == mx.float32
     theirs, _ = mlx_lm.load(str(tmp_path / "mixed"))
@@ -136,7 +140,7 @@ def test_mixed_4_8_keeps_the_tied_head_at_8_bits(dense_source, tmp_path):
     got = logits_of(model, tokens)
     np.testing.assert_allclose(got, logits_of(theirs, tokens), atol=1e-4, rtol=0)
     mlx_lfm2.convert(source, tmp_path / "q4", quantize=True, progress=False)
-    plain = logits_of(mlx_lfm2.load(tmp_path / "q4")[0], tokens)
+    plain = logits_of(mlx_lfm2.load(tmp_path / "q4", **EXACT)[0], tokens)
     expected = hf_logits(reference, tokens)[0]
     assert mean_cosine(got, expected) > mean_cosine(plain, expected)
 

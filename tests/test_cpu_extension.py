@@ -33,8 +33,11 @@ def int8_input_reference(x, wq, scales, biases, group_size, bits):
     max|x| / 127 meets the weights' codes (scales), while the biases meet x's exact sums."""
     x = np.array(x.astype(mx.float32)).reshape(-1, x.shape[-1])
     groups = x.reshape(x.shape[0], -1, group_size)
-    step = np.abs(groups).max(axis=-1, keepdims=True) / 127
-    rounded = (np.rint(groups / np.where(step > 0, step, 1)) * step).reshape(x.shape)
+    largest = np.abs(groups).max(axis=-1, keepdims=True)
+    # In float32 and in the kernel's order (x times 127 / largest), so that no value near a
+    # rounding boundary lands on the other side of it.
+    inverse = np.where(largest > 0, np.float32(127) / np.where(largest > 0, largest, 1), np.float32(0))
+    rounded = (np.rint(groups * inverse) * (largest / np.float32(127))).reshape(x.shape)
     codes = mx.quantized_matmul(mx.array(rounded), wq, scales.astype(mx.float32), mx.zeros_like(biases, mx.float32),
                                 transpose=True, group_size=group_size, bits=bits)
     return np.array(codes) + groups.sum(axis=-1) @ np.array(biases.astype(mx.float32)).T
@@ -48,41 +51,37 @@ def check_close(out, expected, dtype, tolerance=1e-5):
     assert np.abs(out - expected).max() <= (tolerance if dtype == mx.float32 else 2**-7) * scale
 
 
-def expected_product(x, wq, scales, biases, group_size, bits):
-    """Decode calls (fewer than 8 rows) round x to int8 per group; prefill calls are float."""
-    rows = x.size // x.shape[-1]
-    product = int8_input_reference if rows < 8 else reference
-    return product(x, wq, scales, biases, group_size, bits)
-
-
 @needs_extension
 @pytest.mark.parametrize("kernel_set", ["auto", "portable"])  # the SIMD copy this CPU runs, and the fallback
 @pytest.mark.parametrize("bits", [4, 8])
 @pytest.mark.parametrize("group_size", [32, 64, 128])
 @pytest.mark.parametrize("rows", [1, 2, 7, 64, 512])
 @pytest.mark.parametrize("dtype", [mx.float32, mx.bfloat16], ids=["float32", "bfloat16"])
-def test_matches_mlx_quantized_matmul(bits, group_size, rows, dtype, kernel_set):
+@pytest.mark.parametrize("group_major", [False, True], ids=["mlx-layout", "group-major"])
+def test_matches_mlx_quantized_matmul(bits, group_size, rows, dtype, kernel_set, group_major):
     mx.random.seed(rows * 10 + bits)
     wq, scales, biases = mx.quantize(mx.random.normal((77, 384)), group_size=group_size, bits=bits)  # odd row count
     scales, biases = scales.astype(dtype), biases.astype(dtype)
     x = mx.random.normal((rows, 384)).astype(dtype)
-    out = cpu_extension.quantized_matmul(x, wq, scales, biases, group_size, bits, kernel_set)
+    given = [cpu_extension.group_major_scales(a) for a in (scales, biases)] if group_major else [scales, biases]
+    out = cpu_extension.quantized_matmul(x, wq, *given, group_size, bits, kernel_set, group_major=group_major)
     assert out.dtype == dtype and out.shape == (rows, 77)
-    check_close(out, expected_product(x, wq, scales, biases, group_size, bits), dtype)
+    check_close(out, int8_input_reference(x, wq, scales, biases, group_size, bits), dtype)
 
 
 @needs_extension
 @pytest.mark.parametrize("bits", [4, 8])
-def test_int8_input_error_is_within_its_bound(bits):
-    """Against the exact product, a decode call is off by at most half an int8 step of x per
-    value times the weight there: sum over groups of max|x_g| / 254 * sum |w_g|."""
+@pytest.mark.parametrize("rows", [1, 16])  # decode and prefill kernels
+def test_int8_input_error_is_within_its_bound(bits, rows):
+    """Against the exact product, a call is off by at most half an int8 step of x per value
+    times the weight there: sum over groups of max|x_g| / 254 * sum |w_g|."""
     mx.random.seed(bits)
     wq, scales, biases = mx.quantize(mx.random.normal((64, 512)), group_size=64, bits=bits)
-    x = mx.random.normal((1, 512)) * mx.exp(mx.random.normal((1, 512)))  # heavy-tailed, as activations are
+    x = mx.random.normal((rows, 512)) * mx.exp(mx.random.normal((rows, 512)))  # heavy-tailed, as activations are
     out = np.array(cpu_extension.quantized_matmul(x, wq, scales, biases, 64, bits))
     exact = np.array(reference(x, wq, scales, biases, 64, bits))
     w = np.abs(np.array(mx.dequantize(wq, scales, biases, group_size=64, bits=bits))).reshape(64, 8, 64).sum(-1)
-    bound = (np.abs(np.array(x)).reshape(8, 64).max(-1) / 254) @ w.T
+    bound = (np.abs(np.array(x)).reshape(rows, 8, 64).max(-1) / 254) @ w.T
     assert np.all(np.abs(out - exact) <= bound * 1.001 + 1e-5)
     assert np.abs(out - exact).max() > 1e-4  # it is the int8 path, not an exact one
 
@@ -91,7 +90,7 @@ def test_int8_input_error_is_within_its_bound(bits):
 def test_shapes_strides_and_mixed_dtypes():
     wq, scales, biases = mx.quantize(mx.random.normal((40, 256)), group_size=64, bits=4)
     x = mx.random.normal((3, 5, 256))
-    product = lambda x, *weights: expected_product(x, *weights, 64, 4)  # noqa: E731
+    product = lambda x, *weights: int8_input_reference(x, *weights, 64, 4)  # noqa: E731
     check_close(cpu_extension.quantized_matmul(x, wq, scales, biases, 64, 4), product(x, wq, scales, biases), mx.float32)
     for strided, dtype in [
         (mx.random.normal((256, 6)).T, mx.float32),  # not row-contiguous: read through its strides
@@ -114,6 +113,10 @@ def test_bad_arguments_are_clear_errors(args, message):
         cpu_extension.quantized_matmul(mx.zeros((1, 128)), wq, scales, biases, *args)
     with pytest.raises(ValueError, match="no kernels named sse9"):
         cpu_extension.quantized_matmul(mx.zeros((1, 128)), wq, scales, biases, 64, 4, "sse9")
+    with pytest.raises(ValueError, match=r"group-major scales and biases must be \(columns / group_size, rows\)"):
+        cpu_extension.quantized_matmul(mx.zeros((1, 128)), wq, scales, biases, 64, 4, group_major=True)
+    with pytest.raises(ValueError, match="group-major scales and biases must be float32"):
+        cpu_extension.quantized_matmul(mx.zeros((1, 128)), wq, scales.T.astype(mx.bfloat16), biases.T, 64, 4, group_major=True)
 
 
 @pytest.fixture(scope="module", params=[4, 8])
@@ -132,18 +135,16 @@ def test_model_logits_with_and_without_the_extension(quantized_folder):
     assert any(isinstance(m, ExtensionQuantizedEmbedding) for m in modules)  # the tied head
     assert not any(isinstance(m, (ExtensionQuantizedLinear, ExtensionQuantizedEmbedding)) for _, m in plain.named_modules())
     tokens = random_tokens(40, seed=3)
-    # Prefill (float32 tiles): logits of order 1 agree to ~1e-5.
-    np.testing.assert_allclose(np.array(fast(mx.array([tokens]))), np.array(plain(mx.array([tokens]))), atol=1e-4)
-    # Decode steps round x to int8 per group (each product is checked against that rounding
-    # emulated, above). Here the whole model, against exact products: this random model
-    # amplifies rounding more than trained ones, and rounding is discontinuous, so the check
-    # is statistical.
+    # Every product rounds x to int8 per group (each is checked against that rounding emulated,
+    # above). Here the whole model, prefill and decode, against exact products: this random
+    # model amplifies rounding more than trained ones, and rounding is discontinuous, so the
+    # check is statistical.
     fast_logits, exact_logits = stepwise_logits(fast, tokens, 30), stepwise_logits(plain, tokens, 30)
-    # Measured (4 / 8 bits): RMS 0.054 / 0.040 and at most 0.54 / 0.36 of the logits' spread,
-    # most likely token the same at 100% / 97.5% of steps.
     deviation, spread = np.abs(fast_logits - exact_logits), exact_logits.std()
-    assert np.sqrt((deviation**2).mean()) < 0.1 * spread and deviation.max() < spread
-    assert (fast_logits.argmax(-1) == exact_logits.argmax(-1)).mean() >= 0.9
+    # Measured (4 / 8 bits): RMS 0.14 / 0.15 and at most 1.1 / 0.9 of the logits' spread; the
+    # most likely token the same at 82% / 80% of the 40 positions.
+    assert np.sqrt((deviation**2).mean()) < 0.25 * spread and deviation.max() < 2 * spread
+    assert (fast_logits.argmax(-1) == exact_logits.argmax(-1)).mean() >= 0.7
 
 
 def test_without_the_extension_mlx_matmuls_run(quantized_folder, monkeypatch):

@@ -70,13 +70,12 @@ def test_lfm2_350m_shape_quantized_with_and_without_the_cpu_extension(tmp_path, 
     tokens = random_tokens(24)
     expected = stepwise_logits(plain, tokens, prefill=16)
     got = stepwise_logits(fast, tokens, prefill=16)
-    # Prefill rows agree to float32 rounding. Decode steps round x to int8 per group: measured
-    # RMS logit deviation (of a logit spread of ~1.0) from the exact products 0.12 (4-bit) /
-    # 0.13 (8-bit); from the unquantized model 0.797 with int8 x vs 0.794 exact at 4 bits,
-    # 0.142 vs 0.062 at 8 bits.
-    np.testing.assert_allclose(got[:, :16], expected[:, :16], atol=1e-3, rtol=0)
+    # Every product rounds x to int8 per group. Measured RMS logit deviation (of a logit spread
+    # of ~1.0), over the 16 prefill and 8 decode positions: from the exact products 0.19 at 4
+    # bits and at 8; from the unquantized model 0.78 with int8 x vs 0.77 exact at 4 bits (the
+    # weights' own rounding dominates), 0.19 vs 0.06 at 8 bits.
     unquantized = stepwise_logits(mlx_lfm2.load(source)[0], tokens, prefill=16)
-    rms = lambda a, b: np.sqrt(((a - b)[:, 16:] ** 2).mean())  # noqa: E731
-    spread = expected[:, 16:].std()
-    assert rms(got, expected) < 0.2 * spread
-    assert rms(got, unquantized) < rms(expected, unquantized) + 0.15 * spread
+    rms = lambda a, b: np.sqrt(((a - b) ** 2).mean())  # noqa: E731
+    spread = expected.std()
+    assert rms(got, expected) < 0.3 * spread
+    assert rms(got, unquantized) < rms(expected, unquantized) + 0.2 * spread

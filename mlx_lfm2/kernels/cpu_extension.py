@@ -39,8 +39,23 @@ def supports(bits: int, group_size: int, mode: str = "affine") -> bool:
 
 
 def quantized_matmul(
-    x: mx.array, w: mx.array, scales: mx.array, biases: mx.array, group_size: int, bits: int, kernel_set: str = "auto"
+    x: mx.array,
+    w: mx.array,
+    scales: mx.array,
+    biases: mx.array,
+    group_size: int,
+    bits: int,
+    kernel_set: str = "auto",
+    group_major: bool = False,
 ) -> mx.array:
-    """x @ dequantize(w).T on the CPU; the same result as mx.quantized_matmul(transpose=True).
-    kernel_set "auto" takes the best copy this CPU runs; "avx2" or "portable" picks one."""
-    return _cpu_ext.quantized_matmul(x, w, scales, biases, group_size, bits, kernel_set=kernel_set)
+    """x @ dequantize(w).T on the CPU, with x rounded to int8 per group (see the README); MLX's
+    arguments of mx.quantized_matmul(transpose=True). group_major: scales and biases as
+    group_major_scales() prepares them, so no call converts them again. kernel_set "auto" takes
+    the best copy this CPU runs; "avx2" or "portable" picks one."""
+    return _cpu_ext.quantized_matmul(x, w, scales, biases, group_size, bits, group_major=group_major, kernel_set=kernel_set)
+
+
+def group_major_scales(scales: mx.array) -> mx.array:
+    """Scales or biases, (rows, groups) in any float dtype, as the kernels read them: float32,
+    (groups, rows), contiguous."""
+    return mx.contiguous(scales.astype(mx.float32).T)

@@ -1,7 +1,9 @@
 """Quantized projections (and the tied LM head) through the C++ CPU extension.
 
 The layers keep MLX's classes, parameter names and arrays; only the product changes, so a
-model swaps to them after loading without copying a weight.
+model swaps to them after loading without copying a weight. Each keeps one more thing: its
+scales and biases in the layout the kernels read (float32, group-major), made once here
+rather than on every call (+1/8 byte per weight: +22% of a 4-bit, group-64 model's size).
 """
 
 from __future__ import annotations
@@ -22,7 +24,17 @@ def _take_over(new: nn.Module, old: nn.Module, names: tuple[str, ...]) -> nn.Mod
         if name in old and old[name] is not None:
             new[name] = old[name]
     new.freeze()
+    # Plain attributes ("_" first), not parameters: checkpoints and updates never see them.
+    new._scales_by_group = cpu_extension.group_major_scales(old["scales"])
+    new._biases_by_group = cpu_extension.group_major_scales(old["biases"])
+    mx.eval(new._scales_by_group, new._biases_by_group)
     return new
+
+
+def _product(layer: nn.Module, x: mx.array) -> mx.array:
+    return cpu_extension.quantized_matmul(
+        x, layer["weight"], layer._scales_by_group, layer._biases_by_group, layer.group_size, layer.bits, group_major=True
+    )
 
 
 class ExtensionQuantizedLinear(nn.QuantizedLinear):
@@ -30,7 +42,7 @@ class ExtensionQuantizedLinear(nn.QuantizedLinear):
         _take_over(self, layer, ("group_size", "bits", "mode"))
 
     def __call__(self, x: mx.array) -> mx.array:
-        y = cpu_extension.quantized_matmul(x, self["weight"], self["scales"], self["biases"], self.group_size, self.bits)
+        y = _product(self, x)
         return y + self["bias"] if "bias" in self else y
 
 
@@ -39,7 +51,7 @@ class ExtensionQuantizedEmbedding(nn.QuantizedEmbedding):
         _take_over(self, layer, ("group_size", "bits", "mode", "num_embeddings", "dims"))
 
     def as_linear(self, x: mx.array) -> mx.array:
-        return cpu_extension.quantized_matmul(x, self["weight"], self["scales"], self["biases"], self.group_size, self.bits)
+        return _product(self, x)
 
 
 def use_cpu_extension(model: nn.Module) -> None:

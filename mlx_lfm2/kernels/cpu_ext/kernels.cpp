@@ -1,8 +1,10 @@
-// The quantized products, written once with GCC/Clang vector extensions. CMake compiles this
-// file per instruction set with KERNEL_NAMESPACE set: AVX2+FMA on x86_64 (8 floats per vector,
-// vpsrlvd unpacking), and the baseline (SSE2 on x86_64, NEON on arm64) as the portable copy.
+// The quantized products over x rounded to int8 (see kernels.h). CMake compiles this file per
+// instruction set with KERNEL_NAMESPACE set: AVX2 on x86_64, where vpmaddubsw multiplies 32
+// weight codes by 32 bytes of x an instruction, and the baseline (SSE2 on x86_64, NEON on
+// arm64) as the portable copy, plain C++ that the compiler vectorizes as it can.
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "kernels.h"
 
@@ -17,37 +19,10 @@
 namespace mlx_lfm2::KERNEL_NAMESPACE {
 namespace {
 
-typedef float f8 __attribute__((vector_size(32)));
-typedef uint32_t u8 __attribute__((vector_size(32)));
-typedef int32_t i8 __attribute__((vector_size(32)));
-typedef uint8_t b8 __attribute__((vector_size(8)));
-
-inline f8 load(const float* p) {
-  f8 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-inline void store(float* p, f8 v) {
-  std::memcpy(p, &v, sizeof(v));
-}
-
-inline f8 splat(float s) {
-  return f8{} + s;
-}
-
-// Values k..k+7 of a packed row, as floats (k a multiple of 8).
-template <int BITS>
-inline f8 unpack(const uint32_t* row, int k) {
-  if constexpr (BITS == 4) {
-    const u8 shifts = {0, 4, 8, 12, 16, 20, 24, 28};
-    u8 word = u8{} + row[k / 8];
-    return __builtin_convertvector((i8)((word >> shifts) & 0xF), f8);
-  } else {
-    b8 bytes;
-    std::memcpy(&bytes, reinterpret_cast<const uint8_t*>(row) + k, sizeof(bytes));
-    return __builtin_convertvector(bytes, f8);
-  }
+// x's values with `m0` rows skipped.
+QuantizedInput rows_from(const QuantizedInput& x, int m0, int K, int G) {
+  return {x.values + (size_t)m0 * K, x.scales + (size_t)m0 * G, x.sums + (size_t)m0 * G,
+          x.value_sums + (size_t)m0 * G};
 }
 
 #if defined(__AVX2__)
@@ -57,35 +32,64 @@ inline float sum8(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
-// The four-bit values of 16 or 32 bytes as unsigned bytes: the low nibbles (even values), then
-// the high ones (odd values), per 128-bit half for 16 bytes, across the whole block for 32.
-inline void nibbles(const uint8_t* bytes, __m256i& q) {
-  const __m128i mask = _mm_set1_epi8(0x0F);
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes));
-  q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), mask), _mm_and_si128(v, mask));
-}
-
-inline void nibbles(const uint8_t* bytes, __m256i& low, __m256i& high) {
-  const __m256i mask = _mm256_set1_epi8(0x0F);
-  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bytes));
-  low = _mm256_and_si256(v, mask);
-  high = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
-}
-
-inline __m256i load32(const int8_t* p) {
+inline __m256i load32(const void* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
 
-// NB weight rows against MB rows of x, 32 values at a time with vpmaddubsw (unsigned weight
-// bytes times signed x bytes, pairs summed to int16): exact integer sums per group, then one
-// float FMA per group. 4-bit: a pair is at most 2 * 15 * 127, so a whole group of up to 128
-// values adds up in int16 before widening. 8-bit: the codes are moved to [-128, 127] and their
-// signs onto x (|q - 128| * sign(q - 128) x), so a pair stays within 2 * 128 * 127; 128 times
-// the group's sum of x values is added back after.
-template <int BITS, int NB, int MB>
+// One block of one weight row (BLOCK values, the layout unit of x), unpacked for vpmaddubsw.
+// 4-bit: the codes as unsigned bytes, low nibbles (even values) then high ones, per 128-bit
+// half for a block of 32 and across the whole block for 64. 8-bit: the codes moved to
+// [-128, 127]; their magnitudes (<= 128, an unsigned byte) meet x carrying their signs.
+template <int BITS, int BLOCK>
+struct WeightBlock {
+  static constexpr int kVectors = BLOCK / 32;
+  __m256i codes[kVectors];
+
+  WeightBlock(const uint8_t* row, int k) {
+    if constexpr (BITS == 8) {
+      codes[0] = _mm256_xor_si256(load32(row + k), _mm256_set1_epi8((char)0x80));
+    } else if constexpr (BLOCK == 32) {
+      const __m128i mask = _mm_set1_epi8(0x0F);
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k / 2));
+      codes[0] = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), mask), _mm_and_si128(v, mask));
+    } else {
+      const __m256i mask = _mm256_set1_epi8(0x0F), v = load32(row + k / 2);
+      codes[0] = _mm256_and_si256(v, mask);
+      codes[1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+    }
+  }
+
+  // The block's products with x's block at xk: pair sums in int16 (4-bit: at most 2 * 15 * 127
+  // each, so a whole group of up to 128 values adds up in int16) or int32 (8-bit: up to
+  // 2 * 128 * 127, too much to add up as int16).
+  __m256i dot(const int8_t* xk) const {
+    if constexpr (BITS == 8) {
+      const __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(codes[0]), _mm256_sign_epi8(load32(xk), codes[0]));
+      return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+    } else {
+      __m256i pairs = _mm256_maddubs_epi16(codes[0], load32(xk));
+      if constexpr (kVectors == 2) pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(codes[1], load32(xk + 32)));
+      return pairs;
+    }
+  }
+
+  static __m256i add(__m256i acc, __m256i products) {
+    return BITS == 8 ? _mm256_add_epi32(acc, products) : _mm256_add_epi16(acc, products);
+  }
+
+  // A group's accumulator as 8 int32 partial sums.
+  static __m256i widen(__m256i acc) {
+    return BITS == 8 ? acc : _mm256_madd_epi16(acc, _mm256_set1_epi16(1));
+  }
+};
+
+// Decode: NB weight rows against MB rows of x; exact integer sums per group, then one float
+// multiply-add per group. 8-bit codes were moved down by 128: 128 times the group's sum of x
+// values is added back with the biases.
+template <int BITS, int BLOCK, int NB, int MB>
 void qmv_block(const QuantizedInput& x, const QuantizedWeights& w, int n, float* out, int ldo) {
+  using Block = WeightBlock<BITS, BLOCK>;
   const int K = w.cols, G = K / w.group_size, row_bytes = K * BITS / 8;
-  const __m256i ones = _mm256_set1_epi16(1);
   __m256 total[NB][MB];
   float bias_total[NB][MB] = {};
   for (int r = 0; r < NB; r++)
@@ -95,55 +99,21 @@ void qmv_block(const QuantizedInput& x, const QuantizedWeights& w, int n, float*
     __m256i acc[NB][MB];
     for (int r = 0; r < NB; r++)
       for (int m = 0; m < MB; m++) acc[r][m] = _mm256_setzero_si256();
-    for (int k = g * w.group_size; k < (g + 1) * w.group_size; k += 32) {
-      // The next block's rows, a few hundred cycles ahead: the hardware prefetcher alone leaves
-      // this loop waiting on memory when the weights stream from DRAM.
+    for (int k = g * w.group_size; k < (g + 1) * w.group_size; k += BLOCK) {
+      // The next rows, a few hundred cycles ahead: the hardware prefetcher alone leaves this
+      // loop waiting on memory when the weights stream from DRAM.
       if (k % 64 == 0)
         for (int r = 0; r < NB; r++) _mm_prefetch((const char*)(rows + (size_t)(NB + r) * row_bytes + k * BITS / 8), _MM_HINT_T0);
-      if constexpr (BITS == 4) {
-        if (w.group_size >= 64) {
-          __m256i x_even[MB], x_odd[MB];  // loaded once for all NB rows: loads are the scarce port
-          for (int m = 0; m < MB; m++) {
-            x_even[m] = load32(x.values + (size_t)m * K + k);
-            x_odd[m] = load32(x.values + (size_t)m * K + k + 32);
-          }
-          for (int r = 0; r < NB; r++) {
-            __m256i low, high;
-            nibbles(rows + (size_t)r * row_bytes + k / 2, low, high);
-            for (int m = 0; m < MB; m++)
-              acc[r][m] = _mm256_add_epi16(acc[r][m], _mm256_add_epi16(_mm256_maddubs_epi16(low, x_even[m]),
-                                                                       _mm256_maddubs_epi16(high, x_odd[m])));
-          }
-          k += 32;  // 64 values done
-          continue;
-        }
-        for (int r = 0; r < NB; r++) {
-          __m256i q;
-          nibbles(rows + (size_t)r * row_bytes + k / 2, q);
-          for (int m = 0; m < MB; m++)
-            acc[r][m] = _mm256_add_epi16(acc[r][m], _mm256_maddubs_epi16(q, load32(x.values + (size_t)m * K + k)));
-        }
-      } else {
-        __m256i xs[MB];
-        for (int m = 0; m < MB; m++) xs[m] = load32(x.values + (size_t)m * K + k);
-        for (int r = 0; r < NB; r++) {
-          const __m256i q = _mm256_xor_si256(
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows + (size_t)r * row_bytes + k)),
-              _mm256_set1_epi8((char)0x80));
-          const __m256i magnitude = _mm256_abs_epi8(q);  // |q - 128| <= 128 fits an unsigned byte
-          for (int m = 0; m < MB; m++) {
-            const __m256i pairs = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(xs[m], q));
-            acc[r][m] = _mm256_add_epi32(acc[r][m], _mm256_madd_epi16(pairs, ones));
-          }
-        }
+      for (int r = 0; r < NB; r++) {
+        const Block block(rows + (size_t)r * row_bytes, k);
+        for (int m = 0; m < MB; m++) acc[r][m] = Block::add(acc[r][m], block.dot(x.values + (size_t)m * K + k));
       }
     }
     for (int r = 0; r < NB; r++) {
-      const float scale = w.scales[(size_t)(n + r) * G + g], bias = w.biases[(size_t)(n + r) * G + g];
+      const float scale = w.scale(n + r, g), bias = w.bias(n + r, g);
       for (int m = 0; m < MB; m++) {
-        const __m256i sums = BITS == 4 ? _mm256_madd_epi16(acc[r][m], ones) : acc[r][m];
         const float step = scale * x.scales[(size_t)m * G + g];
-        total[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(step), total[r][m]);
+        total[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(Block::widen(acc[r][m])), _mm256_set1_ps(step), total[r][m]);
         bias_total[r][m] += bias * x.sums[(size_t)m * G + g];
         if constexpr (BITS == 8) bias_total[r][m] += 128 * step * x.value_sums[(size_t)m * G + g];
       }
@@ -152,11 +122,72 @@ void qmv_block(const QuantizedInput& x, const QuantizedWeights& w, int n, float*
   for (int r = 0; r < NB; r++)
     for (int m = 0; m < MB; m++) out[(size_t)m * ldo + n + r] = sum8(total[r][m]) + bias_total[r][m];
 }
-#else
-// The same integer products, one value at a time; the compiler vectorizes what it can.
-template <int BITS, int NB, int MB>
-void qmv_block(const QuantizedInput& x, const QuantizedWeights& w, int n, float* out, int ldo) {
+
+// The 8 lanes of a[p] summed, for p = 0..7, as one vector.
+inline __m256i sum_each(const __m256i a[8]) {
+  const __m256i low = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
+  const __m256i high = _mm256_hadd_epi32(_mm256_hadd_epi32(a[4], a[5]), _mm256_hadd_epi32(a[6], a[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(low, high, 0x20), _mm256_permute2x128_si256(low, high, 0x31));
+}
+
+// x's per-group figures group-major (G x M), so that a tile loads its 4 rows' in one go.
+struct GroupMajor {
+  std::vector<float> scales, sums, value_sums;  // value sums as floats: exact, |sum| <= 127 * 128
+
+  GroupMajor(const QuantizedInput& x, int m, int G) : scales((size_t)G * m), sums(scales.size()), value_sums(scales.size()) {
+    for (int r = 0; r < m; r++)
+      for (int g = 0; g < G; g++) {
+        scales[(size_t)g * m + r] = x.scales[(size_t)r * G + g];
+        sums[(size_t)g * m + r] = x.sums[(size_t)r * G + g];
+        value_sums[(size_t)g * m + r] = (float)x.value_sums[(size_t)r * G + g];
+      }
+  }
+};
+
+// Rows m0..m0+3 of a group-major column, each twice: the order of a tile's (row, column) pairs.
+inline __m256 per_pair(const float* group_column) {
+  return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(group_column)), _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+}
+
+// Prefill: 4 rows of x by 2 weight rows. The 8 (row, column) pairs' group sums are gathered
+// into one vector, so the per-group scaling costs one multiply-add for the tile, not one per
+// pair.
+template <int BITS, int BLOCK>
+void qmm_tile(const QuantizedInput& x, const GroupMajor& by_group, int M, int m0, const QuantizedWeights& w, int n,
+              float* out, int ldo) {
+  using Block = WeightBlock<BITS, BLOCK>;
   const int K = w.cols, G = K / w.group_size, row_bytes = K * BITS / 8;
+  const uint8_t* rows = reinterpret_cast<const uint8_t*>(w.packed) + (size_t)n * row_bytes;
+  const int8_t* xs = x.values + (size_t)m0 * K;
+  __m256 total = _mm256_setzero_ps();
+  for (int g = 0; g < G; g++) {
+    __m256i acc[8];  // pair p = 2 * row + column
+    for (auto& a : acc) a = _mm256_setzero_si256();
+    for (int k = g * w.group_size; k < (g + 1) * w.group_size; k += BLOCK) {
+      for (int j = 0; j < 2; j++) {
+        const Block block(rows + (size_t)j * row_bytes, k);
+        for (int i = 0; i < 4; i++) acc[2 * i + j] = Block::add(acc[2 * i + j], block.dot(xs + (size_t)i * K + k));
+      }
+    }
+    for (auto& a : acc) a = Block::widen(a);
+    const size_t at = (size_t)g * M + m0;
+    __m256 codes = _mm256_cvtepi32_ps(sum_each(acc));  // exact: below 2^24
+    if constexpr (BITS == 8) codes = _mm256_fmadd_ps(_mm256_set1_ps(128), per_pair(by_group.value_sums.data() + at), codes);
+    const __m256 scales = _mm256_blend_ps(_mm256_set1_ps(w.scale(n, g)), _mm256_set1_ps(w.scale(n + 1, g)), 0xAA);
+    const __m256 biases = _mm256_blend_ps(_mm256_set1_ps(w.bias(n, g)), _mm256_set1_ps(w.bias(n + 1, g)), 0xAA);
+    total = _mm256_fmadd_ps(codes, _mm256_mul_ps(scales, per_pair(by_group.scales.data() + at)), total);
+    total = _mm256_fmadd_ps(biases, per_pair(by_group.sums.data() + at), total);
+  }
+  alignas(32) float pairs[8];
+  _mm256_store_ps(pairs, total);
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j < 2; j++) out[(size_t)(m0 + i) * ldo + n + j] = pairs[2 * i + j];
+}
+#else
+// The same integer products, one value at a time.
+template <int BITS, int BLOCK, int NB, int MB>
+void qmv_block(const QuantizedInput& x, const QuantizedWeights& w, int n, float* out, int ldo) {
+  const int K = w.cols, G = K / w.group_size, row_bytes = K * BITS / 8, half = BLOCK / 2;
   for (int r = 0; r < NB; r++) {
     const uint8_t* row = reinterpret_cast<const uint8_t*>(w.packed) + (size_t)(n + r) * row_bytes;
     for (int m = 0; m < MB; m++) {
@@ -164,16 +195,14 @@ void qmv_block(const QuantizedInput& x, const QuantizedWeights& w, int n, float*
       float total = 0;
       for (int g = 0; g < G; g++) {
         int32_t acc = 0;
-        // x is laid out as quantize_input leaves it: per 4-bit block, low nibbles then high.
-        const int block = BITS == 4 ? std::min(w.group_size, 64) : 32, half = block / 2;
-        for (int k = g * w.group_size; k < (g + 1) * w.group_size; k += block) {
-          for (int j = 0; j < block; j++) {
+        for (int k = g * w.group_size; k < (g + 1) * w.group_size; k += BLOCK) {
+          for (int j = 0; j < BLOCK; j++) {
+            // x is laid out as quantize_input leaves it: per 4-bit block, low nibbles then high.
             const int q = BITS == 4 ? (row[k / 2 + j % half] >> (j < half ? 0 : 4)) & 0xF : row[k + j];
             acc += q * xm[k + j];
           }
         }
-        total += w.scales[(size_t)(n + r) * G + g] * (acc * x.scales[(size_t)m * G + g]) +
-                 w.biases[(size_t)(n + r) * G + g] * x.sums[(size_t)m * G + g];
+        total += w.scale(n + r, g) * (acc * x.scales[(size_t)m * G + g]) + w.bias(n + r, g) * x.sums[(size_t)m * G + g];
       }
       out[(size_t)m * ldo + n + r] = total;
     }
@@ -181,101 +210,58 @@ void qmv_block(const QuantizedInput& x, const QuantizedWeights& w, int n, float*
 }
 #endif
 
-template <int BITS, int MB>
+template <int BITS, int BLOCK, int MB>
 void qmv_rows(const QuantizedInput& x, const QuantizedWeights& w, int n0, int n1, float* out) {
   constexpr int NB = MB == 1 ? 4 : MB == 2 ? 2 : 1;  // independent accumulators to hide latency
   int n = n0;
-  for (; n + NB <= n1; n += NB) qmv_block<BITS, NB, MB>(x, w, n, out, w.rows);
-  for (; n < n1; n++) qmv_block<BITS, 1, MB>(x, w, n, out, w.rows);
+  for (; n + NB <= n1; n += NB) qmv_block<BITS, BLOCK, NB, MB>(x, w, n, out, w.rows);
+  for (; n < n1; n++) qmv_block<BITS, BLOCK, 1, MB>(x, w, n, out, w.rows);
 }
 
-template <int BITS>
-void qmv_bits(const QuantizedInput& x, int m, const QuantizedWeights& w, int n0, int n1, float* out) {
+template <int BITS, int BLOCK>
+void qmv_blocks(const QuantizedInput& x, int m, const QuantizedWeights& w, int n0, int n1, float* out) {
   const int K = w.cols, G = K / w.group_size;
   for (int m0 = 0; m0 < m; m0 += 4) {
-    const QuantizedInput part{x.values + (size_t)m0 * K, x.scales + (size_t)m0 * G, x.sums + (size_t)m0 * G,
-                              x.value_sums + (size_t)m0 * G};
+    const QuantizedInput part = rows_from(x, m0, K, G);
     float* o = out + (size_t)m0 * w.rows;
     switch (std::min(4, m - m0)) {
-      case 1: qmv_rows<BITS, 1>(part, w, n0, n1, o); break;
-      case 2: qmv_rows<BITS, 2>(part, w, n0, n1, o); break;
-      case 3: qmv_rows<BITS, 3>(part, w, n0, n1, o); break;
-      default: qmv_rows<BITS, 4>(part, w, n0, n1, o); break;
+      case 1: qmv_rows<BITS, BLOCK, 1>(part, w, n0, n1, o); break;
+      case 2: qmv_rows<BITS, BLOCK, 2>(part, w, n0, n1, o); break;
+      case 3: qmv_rows<BITS, BLOCK, 3>(part, w, n0, n1, o); break;
+      default: qmv_rows<BITS, BLOCK, 4>(part, w, n0, n1, o); break;
     }
   }
 }
 
-// Rows n..n+cols-1 dequantized into tile[k * kTileColumns + j]; missing columns are zero.
-template <int BITS>
-void dequantize_tile(const QuantizedWeights& w, int n, int cols, float* tile) {
-  const int K = w.cols, G = K / w.group_size, words = K * BITS / 32;
-  if (cols < kTileColumns) std::memset(tile, 0, sizeof(float) * K * kTileColumns);
-  for (int j = 0; j < cols; j++) {
-    const uint32_t* row = w.packed + (size_t)(n + j) * words;
-    for (int g = 0; g < G; g++) {
-      const f8 scale = splat(w.scales[(size_t)(n + j) * G + g]), bias = splat(w.biases[(size_t)(n + j) * G + g]);
-      for (int k = g * w.group_size; k < (g + 1) * w.group_size; k += 8) {
-        f8 v = unpack<BITS>(row, k) * scale + bias;
-        for (int i = 0; i < 8; i++) tile[(k + i) * kTileColumns + j] = v[i];
-      }
-    }
-  }
-}
-
-// out[r][0..cols) = x[r][:] . tile for MR rows: 2 x MR accumulators of 8 columns in registers.
-template <int MR>
-void micro_kernel(const float* x, int K, const float* tile, float* out, int ldo, int cols) {
-  f8 c[MR][2] = {};
-  for (int k = 0; k < K; k++) {
-    const f8 b0 = load(tile + k * kTileColumns), b1 = load(tile + k * kTileColumns + 8);
-    for (int r = 0; r < MR; r++) {
-      const f8 a = splat(x[(size_t)r * K + k]);
-      c[r][0] += a * b0;
-      c[r][1] += a * b1;
-    }
-  }
-  for (int r = 0; r < MR; r++) {
-    if (cols == kTileColumns) {
-      store(out + (size_t)r * ldo, c[r][0]);
-      store(out + (size_t)r * ldo + 8, c[r][1]);
-    } else {
-      for (int j = 0; j < cols; j++) out[(size_t)r * ldo + j] = c[r][j / 8][j % 8];
-    }
-  }
-}
-
-template <int BITS>
-void qmm_bits(const float* x, int m, const QuantizedWeights& w, int n0, int n1, float* tile, float* out) {
-  constexpr int MR = 6;
-  const int K = w.cols, N = w.rows;
-  for (int n = n0; n < n1; n += kTileColumns) {
-    const int cols = std::min(kTileColumns, n1 - n);
-    dequantize_tile<BITS>(w, n, cols, tile);
-    int r = 0;
-    for (; r + MR <= m; r += MR) micro_kernel<MR>(x + (size_t)r * K, K, tile, out + (size_t)r * N + n, N, cols);
-    const float* xr = x + (size_t)r * K;
-    float* o = out + (size_t)r * N + n;
-    switch (m - r) {
-      case 0: break;
-      case 1: micro_kernel<1>(xr, K, tile, o, N, cols); break;
-      case 2: micro_kernel<2>(xr, K, tile, o, N, cols); break;
-      case 3: micro_kernel<3>(xr, K, tile, o, N, cols); break;
-      case 4: micro_kernel<4>(xr, K, tile, o, N, cols); break;
-      default: micro_kernel<5>(xr, K, tile, o, N, cols); break;
-    }
-  }
+template <int BITS, int BLOCK>
+void qmm_blocks(const QuantizedInput& x, int m, const QuantizedWeights& w, int n0, int n1, float* out) {
+#if defined(__AVX2__)
+  const int K = w.cols, G = K / w.group_size, tiled_rows = m / 4 * 4, tiled_end = n0 + (n1 - n0) / 2 * 2;
+  const GroupMajor by_group(x, m, G);
+  // 4 rows of x (4 K bytes) stay in L1 while this chunk's weight rows stream past from L2:
+  // per product, x is read 4 times as much as the weights.
+  for (int m0 = 0; m0 < tiled_rows; m0 += 4)
+    for (int n = n0; n < tiled_end; n += 2) qmm_tile<BITS, BLOCK>(x, by_group, m, m0, w, n, out, w.rows);
+  if (tiled_end < n1) qmv_blocks<BITS, BLOCK>(x, tiled_rows, w, tiled_end, n1, out);
+  if (tiled_rows < m)
+    qmv_blocks<BITS, BLOCK>(rows_from(x, tiled_rows, K, G), m - tiled_rows, w, n0, n1, out + (size_t)tiled_rows * w.rows);
+#else
+  qmv_blocks<BITS, BLOCK>(x, m, w, n0, n1, out);
+#endif
 }
 
 }  // namespace
 
 void qmv(const QuantizedInput& x, int m, const QuantizedWeights& w, int n0, int n1, float* out) {
-  if (w.bits == 4) qmv_bits<4>(x, m, w, n0, n1, out);
-  else qmv_bits<8>(x, m, w, n0, n1, out);
+  if (w.bits == 8) qmv_blocks<8, 32>(x, m, w, n0, n1, out);
+  else if (w.group_size == 32) qmv_blocks<4, 32>(x, m, w, n0, n1, out);
+  else qmv_blocks<4, 64>(x, m, w, n0, n1, out);
 }
 
-void qmm(const float* x, int m, const QuantizedWeights& w, int n0, int n1, float* tile, float* out) {
-  if (w.bits == 4) qmm_bits<4>(x, m, w, n0, n1, tile, out);
-  else qmm_bits<8>(x, m, w, n0, n1, tile, out);
+void qmm(const QuantizedInput& x, int m, const QuantizedWeights& w, int n0, int n1, float* out) {
+  if (w.bits == 8) qmm_blocks<8, 32>(x, m, w, n0, n1, out);
+  else if (w.group_size == 32) qmm_blocks<4, 32>(x, m, w, n0, n1, out);
+  else qmm_blocks<4, 64>(x, m, w, n0, n1, out);
 }
 
 }  // namespace mlx_lfm2::KERNEL_NAMESPACE

@@ -12,18 +12,26 @@ namespace mlx_lfm2 {
 
 struct QuantizedWeights {
   const uint32_t* packed;  // N x (K * bits / 32)
-  const float* scales;     // N x (K / group_size)
-  const float* biases;     // N x (K / group_size)
+  // Group-major, so that a kernel loads consecutive rows' figures for one group in one go:
+  // row n, group g at [g * group_stride + n]. A caller may give only the rows it computes
+  // (the pointers then shifted back, so that n indexes as in the full matrix).
+  const float* scales;
+  const float* biases;
+  int group_stride;
   int rows;                // N
   int cols;                // K
   int group_size;          // 32, 64 or 128
   int bits;                // 4 or 8
+
+  float scale(int n, int g) const { return scales[(size_t)g * group_stride + n]; }
+  float bias(int n, int g) const { return biases[(size_t)g * group_stride + n]; }
 };
 
-// x for the decode product: each group of x scaled to int8 (|x| <= 127, as llama.cpp's Q8
-// activations), so the inner loop is an exact byte dot product (vpmaddubsw) instead of a float
-// unpack per weight. For 4-bit weights each 32-value chunk is stored even positions first, then
-// odd ones: the order of the low and high nibbles of 16 bytes.
+// x for the products: each group of x rounded to int8 (steps of 1/127 of the group's largest
+// value, as llama.cpp rounds activations), so the inner loops are exact byte dot products
+// (vpmaddubsw) instead of a float unpack per weight. For 4-bit weights each block of 32 values
+// (64 for groups of 64 or more) is stored even positions first, then odd ones: the order of
+// the low and high nibbles of the weight bytes.
 struct QuantizedInput {
   const int8_t* values;   // m x K
   const float* scales;    // m x G: x ~= values * scale
@@ -41,17 +49,14 @@ void quantize_input(const float* x, int m, int K, int group_size, int bits, int8
   /* Decode: few rows of x, the weights streamed once. */                             \
   void qmv(const QuantizedInput& x, int m, const QuantizedWeights& w, int n0, int n1,   \
            float* out);                                                               \
-  /* Prefill: weight tiles dequantized once into `tile` (>= K * 16 floats), then a    \
-     register-blocked float product with every row of x. */                           \
-  void qmm(const float* x, int m, const QuantizedWeights& w, int n0, int n1,          \
-           float* tile, float* out);                                                  \
+  /* Prefill: register tiles of 4 rows of x by 2 weight rows. */                      \
+  void qmm(const QuantizedInput& x, int m, const QuantizedWeights& w, int n0, int n1,   \
+           float* out);                                                               \
   }
 
 MLX_LFM2_KERNEL_API(portable)
 #if defined(__x86_64__)
 MLX_LFM2_KERNEL_API(avx2)
 #endif
-
-constexpr int kTileColumns = 16;  // output columns per dequantized tile in qmm
 
 }  // namespace mlx_lfm2
