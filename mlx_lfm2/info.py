@@ -22,17 +22,19 @@ def report() -> list[str]:
     body = resolve("auto")
     usable, why = cpu_extension.status()
     if body != "cpu":
-        matmul = f"MLX's (the extension is for the CPU backend; this device runs {body})"
+        matmul = attention = f"MLX's (the extension is for the CPU backend; this device runs {body})"
     elif usable:
-        matmul = "the C++ extension for 4/8-bit affine weights in groups of 32/64/128; MLX's for other settings"
+        matmul = "the C++ extension for 4/8-bit affine weights in groups of 32/64/128 (x rounded to int8); MLX's for other settings"
+        attention = "the C++ extension for float32, causal or one new token; MLX's for array masks and half precision"
     else:
-        matmul = "MLX's mx.quantized_matmul"
+        matmul, attention = "MLX's mx.quantized_matmul", "MLX's mx.fast.scaled_dot_product_attention"
     return [
         f"mlx_lfm2: {package}",
         f"MLX: {mx.__version__}, default device {mx.default_device()}, {platform.machine()}",
         f"kernel bodies (kernels='auto'): {body}",
         f"C++ CPU extension: {why}",
         f"quantized matmuls: {matmul}",
+        f"attention: {attention}",
     ]
 
 

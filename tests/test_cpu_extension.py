@@ -17,6 +17,7 @@ import mlx_lfm2
 from mlx_lfm2.info import app as info_app
 from mlx_lfm2.kernels import cpu_extension
 from mlx_lfm2.models.cpu_matmul import ExtensionQuantizedEmbedding, ExtensionQuantizedLinear
+from mlx_lfm2.models.layers import Attention
 
 ROOT = Path(__file__).parent.parent
 needs_extension = pytest.mark.skipif(not cpu_extension.available(), reason=cpu_extension.status()[1])
@@ -119,6 +120,48 @@ def test_bad_arguments_are_clear_errors(args, message):
         cpu_extension.quantized_matmul(mx.zeros((1, 128)), wq, scales.T.astype(mx.bfloat16), biases.T, 64, 4, group_major=True)
 
 
+def attention_reference(q, k, v, scale):
+    """mx.fast.scaled_dot_product_attention, queries at the last positions of the keys."""
+    length, keys = q.shape[2], k.shape[2]
+    visible = mx.arange(keys)[None] <= (keys - length + mx.arange(length))[:, None]
+    return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=visible)
+
+
+@needs_extension
+@pytest.mark.parametrize("kernel_set", ["auto", "portable"])
+@pytest.mark.parametrize(
+    "length, keys, heads, kv_heads, dims",
+    [(64, 64, 16, 8, 64), (7, 20, 4, 2, 64), (1, 33, 16, 8, 64), (13, 13, 6, 6, 32), (5, 9, 4, 1, 72), (3, 3, 2, 2, 8)],
+)
+def test_causal_attention_matches_mlx(kernel_set, length, keys, heads, kv_heads, dims):
+    mx.random.seed(length + keys)
+    q = mx.random.normal((2, heads, length, dims))
+    # k and v as a KV cache hands them over: the filled part of a longer buffer.
+    k, v = (mx.random.normal((2, kv_heads, keys + 11, dims))[:, :, :keys] for _ in range(2))
+    out = cpu_extension.causal_attention(q, k, v, dims**-0.5, kernel_set)
+    np.testing.assert_allclose(np.array(out), np.array(attention_reference(q, k, v, dims**-0.5)), atol=1e-5, rtol=0)
+    # q as Attention makes it: a (batch, length, heads, dims) array transposed, read through its strides
+    q_view = mx.contiguous(q.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    np.testing.assert_allclose(np.array(cpu_extension.causal_attention(q_view, k, v, 0.3, kernel_set)),
+                               np.array(attention_reference(q, k, v, 0.3)), atol=1e-5, rtol=0)
+
+
+@needs_extension
+@pytest.mark.parametrize(
+    "shapes, dtype, message",
+    [
+        (((1, 2, 3, 8), (1, 2, 3, 8)), mx.bfloat16, "must be float32"),
+        (((1, 3, 3, 8), (1, 2, 3, 8)), mx.float32, "a multiple of the key heads"),
+        (((1, 2, 3, 12), (1, 2, 3, 12)), mx.float32, "a multiple of 8"),
+        (((1, 2, 4, 8), (1, 2, 3, 8)), mx.float32, "fewer keys than queries"),
+    ],
+)
+def test_causal_attention_bad_arguments(shapes, dtype, message):
+    q, k = (mx.zeros(shape, dtype) for shape in shapes)
+    with pytest.raises(ValueError, match=message):
+        cpu_extension.causal_attention(q, k, k, 1.0)
+
+
 @pytest.fixture(scope="module", params=[4, 8])
 def quantized_folder(request, tiny_checkpoint, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"q{request.param}") / "model"
@@ -134,6 +177,8 @@ def test_model_logits_with_and_without_the_extension(quantized_folder):
     assert any(isinstance(m, ExtensionQuantizedLinear) for m in modules)
     assert any(isinstance(m, ExtensionQuantizedEmbedding) for m in modules)  # the tied head
     assert not any(isinstance(m, (ExtensionQuantizedLinear, ExtensionQuantizedEmbedding)) for _, m in plain.named_modules())
+    assert {m.cpu_attention for _, m in fast.named_modules() if isinstance(m, Attention)} == {True}
+    assert {m.cpu_attention for _, m in plain.named_modules() if isinstance(m, Attention)} == {False}
     tokens = random_tokens(40, seed=3)
     # Every product rounds x to int8 per group (each is checked against that rounding emulated,
     # above). Here the whole model, prefill and decode, against exact products: this random
@@ -147,13 +192,26 @@ def test_model_logits_with_and_without_the_extension(quantized_folder):
     assert (fast_logits.argmax(-1) == exact_logits.argmax(-1)).mean() >= 0.7
 
 
+@needs_extension
+def test_float_model_attention_through_the_extension(tiny_checkpoint):
+    """No quantized layer, so attention is all that differs: prompt and cached decode steps
+    agree to float32 rounding."""
+    fast, _ = mlx_lfm2.load(tiny_checkpoint[1], kernels="cpu")
+    plain, _ = mlx_lfm2.load(tiny_checkpoint[1], kernels="cpu-mlx")
+    assert {m.cpu_attention for _, m in fast.named_modules() if isinstance(m, Attention)} == {True}
+    tokens = random_tokens(40, seed=5)
+    np.testing.assert_allclose(stepwise_logits(fast, tokens, 30), stepwise_logits(plain, tokens, 30), atol=1e-4)
+
+
 def test_without_the_extension_mlx_matmuls_run(quantized_folder, monkeypatch):
     monkeypatch.setattr(cpu_extension, "status", lambda: (False, "not built (test)"))
     model, _ = mlx_lfm2.load(quantized_folder)
     assert not any(isinstance(m, ExtensionQuantizedLinear) for _, m in model.named_modules())
+    assert not any(m.cpu_attention for _, m in model.named_modules() if isinstance(m, Attention))
     assert isinstance(model.model.layers[0].feed_forward, nn.Module) and model(mx.array([[1, 2, 3]])).shape == (1, 3, 384)
     report = "\n".join(CliRunner().invoke(info_app, []).output.splitlines())
     assert "C++ CPU extension: not built (test)" in report and "MLX's mx.quantized_matmul" in report
+    assert "attention: MLX's mx.fast.scaled_dot_product_attention" in report
 
 
 def test_info_command_says_which_paths_run():

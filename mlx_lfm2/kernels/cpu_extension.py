@@ -1,4 +1,5 @@
-"""The optional C++ extension (kernels/cpu_ext): quantized matmuls for MLX's CPU backend.
+"""The optional C++ extension (kernels/cpu_ext): quantized matmuls and causal attention for
+MLX's CPU backend.
 
 `pip install` builds it when a C++ compiler and CMake are at hand and skips it otherwise;
 `status()` says whether it loaded and, if not, why. It is built against one MLX version (its
@@ -59,3 +60,11 @@ def group_major_scales(scales: mx.array) -> mx.array:
     """Scales or biases, (rows, groups) in any float dtype, as the kernels read them: float32,
     (groups, rows), contiguous."""
     return mx.contiguous(scales.astype(mx.float32).T)
+
+
+def causal_attention(q: mx.array, k: mx.array, v: mx.array, scale: float, kernel_set: str = "auto") -> mx.array:
+    """softmax(q k^T * scale + causal mask) v on the CPU, float32: q (batch, heads, length, dims),
+    k and v (batch, kv_heads, keys, dims) whose last `length` keys are the queries' own (a KV
+    cache's keys before them); the same result as mx.fast.scaled_dot_product_attention with
+    mask="causal" (or none, for one query)."""
+    return _cpu_ext.causal_attention(q, k, v, scale, kernel_set=kernel_set)

@@ -8,6 +8,7 @@ from mlx_lm.models.base import scaled_dot_product_attention
 
 from ..cache import conv_lengths, conv_state, store_conv_state
 from ..config import ModelConfig
+from ..kernels import cpu_extension
 from ..kernels.gates import swiglu
 from ..kernels.norms import rms_norm
 from ..kernels.rope import inverse_frequencies, rope
@@ -64,6 +65,7 @@ class Attention(nn.Module):
         self.rope_base = config.rope_theta
         self._inverse_frequency = inverse_frequencies(self.head_dim, self.rope_base)  # "_": not a parameter
         self.kernels = "reference"  # which RoPE body runs: see kernels.backend
+        self.cpu_attention = False  # the C++ extension's causal attention: see models.cpu_matmul
 
     def fuse(self) -> bool:
         """One projection for q, k and v (on disk they stay three); False if they differ
@@ -96,8 +98,16 @@ class Attention(nn.Module):
         q, k = rope(q, **position, impl=self.kernels), rope(k, **position, impl=self.kernels)
         if cache is not None:
             k, v = cache.update_and_fetch(k, v)
-        out = scaled_dot_product_attention(q, k, v, cache=cache, scale=self.scale, mask=mask)
+        out = self.attend(q, k, v, mask, cache)
         return self.out_proj(out.transpose(0, 2, 1, 3).reshape(batch, length, -1))
+
+    def attend(self, q: mx.array, k: mx.array, v: mx.array, mask, cache) -> mx.array:
+        # The extension covers what a plain KV cache asks for: a causal prompt, or one new token
+        # over every key; padded batches and wrapped rotating caches bring array masks.
+        causal = isinstance(mask, str) and mask == "causal" if q.shape[2] > 1 else mask is None
+        if self.cpu_attention and causal and q.dtype == mx.float32:
+            return cpu_extension.causal_attention(q, k, v, self.scale)
+        return scaled_dot_product_attention(q, k, v, cache=cache, scale=self.scale, mask=mask)
 
 
 class MLP(nn.Module):

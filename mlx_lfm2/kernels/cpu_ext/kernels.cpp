@@ -238,10 +238,13 @@ void qmm_blocks(const QuantizedInput& x, int m, const QuantizedWeights& w, int n
 #if defined(__AVX2__)
   const int K = w.cols, G = K / w.group_size, tiled_rows = m / 4 * 4, tiled_end = n0 + (n1 - n0) / 2 * 2;
   const GroupMajor by_group(x, m, G);
-  // 4 rows of x (4 K bytes) stay in L1 while this chunk's weight rows stream past from L2:
-  // per product, x is read 4 times as much as the weights.
-  for (int m0 = 0; m0 < tiled_rows; m0 += 4)
-    for (int n = n0; n < tiled_end; n += 2) qmm_tile<BITS, BLOCK>(x, by_group, m, m0, w, n, out, w.rows);
+  // Blocks of 32 weight rows (16-72 KB) stay in L2 while every row of x meets them, 4 rows
+  // (4 K bytes) at a time from L1: per product, x is read 4 times as much as the weights.
+  constexpr int kBlockRows = 32;
+  for (int block = n0; block < tiled_end; block += kBlockRows)
+    for (int m0 = 0; m0 < tiled_rows; m0 += 4)
+      for (int n = block; n < std::min(block + kBlockRows, tiled_end); n += 2)
+        qmm_tile<BITS, BLOCK>(x, by_group, m, m0, w, n, out, w.rows);
   if (tiled_end < n1) qmv_blocks<BITS, BLOCK>(x, tiled_rows, w, tiled_end, n1, out);
   if (tiled_rows < m)
     qmv_blocks<BITS, BLOCK>(rows_from(x, tiled_rows, K, G), m - tiled_rows, w, n0, n1, out + (size_t)tiled_rows * w.rows);

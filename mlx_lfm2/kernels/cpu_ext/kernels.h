@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace mlx_lfm2 {
 
@@ -42,7 +43,19 @@ struct QuantizedInput {
 void quantize_input(const float* x, int m, int K, int group_size, int bits, int8_t* values, float* scales,
                     float* sums, int32_t* value_sums);
 
-// The same source is compiled once per instruction set (see CMakeLists.txt); each copy
+// One head of causal attention: query rows (rows x dims, row stride q_row), keys and values
+// (keys x dims), out (rows x dims, contiguous). Query i sees keys 0 .. keys - rows + i.
+struct AttentionHead {
+  const float* q;
+  const float* k;
+  const float* v;
+  float* out;
+  int64_t q_row, k_row, v_row;  // row strides, in floats
+  int rows, keys, dims;         // dims a multiple of 8
+  float scale;
+};
+
+// The same sources are compiled once per instruction set (see CMakeLists.txt); each copy
 // lives in its own namespace and the dispatcher picks one at run time.
 #define MLX_LFM2_KERNEL_API(ns)                                                        \
   namespace ns {                                                                       \
@@ -52,11 +65,26 @@ void quantize_input(const float* x, int m, int K, int group_size, int bits, int8
   /* Prefill: register tiles of 4 rows of x by 2 weight rows. */                      \
   void qmm(const QuantizedInput& x, int m, const QuantizedWeights& w, int n0, int n1,   \
            float* out);                                                               \
+  /* Query rows i0..i1 of one head of causal attention. */                            \
+  void attend(const AttentionHead& head, int i0, int i1);                             \
   }
 
 MLX_LFM2_KERNEL_API(portable)
 #if defined(__x86_64__)
 MLX_LFM2_KERNEL_API(avx2)
 #endif
+
+using Product = void (*)(const QuantizedInput&, int, const QuantizedWeights&, int, int, float*);
+
+struct KernelSet {
+  const char* name;
+  Product qmv;
+  Product qmm;
+  void (*attend)(const AttentionHead&, int, int);
+};
+
+// The copy of the kernels a name asks for: "auto" is the best one this CPU runs, "avx2" or
+// "portable" one of them (std::invalid_argument if there is none such here).
+const KernelSet& kernel_set(const std::string& name = "auto");
 
 }  // namespace mlx_lfm2

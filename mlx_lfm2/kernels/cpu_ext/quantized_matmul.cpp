@@ -18,32 +18,6 @@ namespace {
 // it runs register tiles that reuse each weight block across rows (qmm).
 constexpr int kTiledFromRows = 8;
 
-using Product = void (*)(const QuantizedInput&, int, const QuantizedWeights&, int, int, float*);
-
-struct Kernels {
-  const char* name;
-  Product qmv;
-  Product qmm;
-};
-
-const Kernels kPortable{"portable", portable::qmv, portable::qmm};
-#if defined(__x86_64__)
-const Kernels kAvx2{"avx2", avx2::qmv, avx2::qmm};
-#endif
-
-// The copy of the kernels a name asks for: "auto" is the best one this CPU runs.
-const Kernels& kernels(const std::string& name = "auto") {
-#if defined(__x86_64__)
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (name == "avx2" || (name == "auto" && avx2)) {
-    if (!avx2) throw std::invalid_argument("quantized_matmul: this CPU has no AVX2/FMA");
-    return kAvx2;
-  }
-#endif
-  if (name == "portable" || name == "auto") return kPortable;
-  throw std::invalid_argument("quantized_matmul: no kernels named " + name);
-}
-
 // Rows n0..n1 of a (N x G) scales or biases array as float32, group-major (G x (n1 - n0)).
 template <typename T>
 void group_major(const T* values, int G, int n0, int n1, float* out) {
@@ -96,7 +70,7 @@ void check(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument("quantized_matmul: " + message);
 }
 
-void run(const Kernels& kernels, const mx::array& x, const mx::array& w, const mx::array& scales,
+void run(const KernelSet& kernels, const mx::array& x, const mx::array& w, const mx::array& scales,
          const mx::array& biases, mx::array& out, int group_size, int bits, bool group_major_scales) {
   const int K = x.shape(-1), N = w.shape(0), M = static_cast<int>(x.size() / K), G = K / group_size;
   const bool x_direct = x.dtype() == mx::float32 && x.flags().row_contiguous;
@@ -143,7 +117,7 @@ void run(const Kernels& kernels, const mx::array& x, const mx::array& w, const m
 }  // namespace
 
 const char* instruction_set() {
-  return kernels().name;
+  return kernel_set().name;
 }
 
 int num_threads() {
@@ -180,7 +154,7 @@ mx::array quantized_matmul(const mx::array& x, const mx::array& w, const mx::arr
   };
   mx::Shape out_shape = x.shape();
   out_shape.back() = N;
-  return mx::array(out_shape, x.dtype(), std::make_shared<QuantizedMatmul>(stream, group_size, bits, group_major, kernels(kernel_set).name),
+  return mx::array(out_shape, x.dtype(), std::make_shared<QuantizedMatmul>(stream, group_size, bits, group_major, mlx_lfm2::kernel_set(kernel_set).name),
                    {x, row_contiguous(w), row_contiguous(scales), row_contiguous(biases)});
 }
 
@@ -193,7 +167,7 @@ void QuantizedMatmul::eval_cpu(const std::vector<mx::array>& inputs, std::vector
   // The arrays are captured by value: they keep their buffers alive until the task has run.
   encoder.dispatch([x = inputs[0], w = inputs[1], scales = inputs[2], biases = inputs[3], out = out,
                     group_size = group_size_, bits = bits_, group_major = group_major_,
-                    &chosen = kernels(kernel_set_)]() mutable {
+                    &chosen = mlx_lfm2::kernel_set(kernel_set_)]() mutable {
     run(chosen, x, w, scales, biases, out, group_size, bits, group_major);
   });
 }
