@@ -27,14 +27,14 @@ def report() -> list[str]:
         matmul = "the C++ extension for 4/8-bit affine weights in groups of 32/64/128 (x rounded to int8); MLX's for other settings"
         attention = "the C++ extension for float32, causal or one new token; MLX's for array masks and half precision"
     else:
-        matmul, attention = "MLX's mx.quantized_matmul", "MLX's mx.fast.scaled_dot_product_attention"
+        matmul, attention = "MLX's mx.quantized_matmul", "MLX's (mx.fast.scaled_dot_product_attention, compiled ops)"
     return [
         f"mlx_lfm2: {package}",
         f"MLX: {mx.__version__}, default device {mx.default_device()}, {platform.machine()}",
         f"kernel bodies (kernels='auto'): {body}",
         f"C++ CPU extension: {why}",
         f"quantized matmuls: {matmul}",
-        f"attention: {attention}",
+        f"attention, SwiGLU: {attention}",
     ]
 
 

@@ -17,7 +17,7 @@ import mlx_lfm2
 from mlx_lfm2.info import app as info_app
 from mlx_lfm2.kernels import cpu_extension
 from mlx_lfm2.models.cpu_matmul import ExtensionQuantizedEmbedding, ExtensionQuantizedLinear
-from mlx_lfm2.models.layers import Attention
+from mlx_lfm2.models.layers import MLP, Attention
 
 ROOT = Path(__file__).parent.parent
 needs_extension = pytest.mark.skipif(not cpu_extension.available(), reason=cpu_extension.status()[1])
@@ -162,6 +162,24 @@ def test_causal_attention_bad_arguments(shapes, dtype, message):
         cpu_extension.causal_attention(q, k, k, 1.0)
 
 
+@needs_extension
+@pytest.mark.parametrize("kernel_set", ["auto", "portable"])
+@pytest.mark.parametrize("shape", [(1, 1, 9216), (3, 7, 64), (2, 26)])  # 13 wide: the tail past 8 lanes
+def test_swiglu_matches_mlx(kernel_set, shape):
+    from mlx_lfm2.kernels.gates import swiglu_reference
+
+    gate_up = 6 * mx.random.normal(shape, key=mx.random.key(1))
+    expected = np.array(swiglu_reference(gate_up))
+    np.testing.assert_allclose(np.array(cpu_extension.swiglu(gate_up, kernel_set)), expected, rtol=2e-6, atol=1e-6)
+    strided = mx.contiguous(gate_up.T).T  # read through its strides
+    np.testing.assert_allclose(np.array(cpu_extension.swiglu(strided, kernel_set)), expected, rtol=2e-6, atol=1e-6)
+    extremes = mx.array([[-100.0, -87.5, -20.0, 0.0, 20.0, 88.0, 100.0] + [1.0] * 7])
+    np.testing.assert_allclose(np.array(cpu_extension.swiglu(extremes, kernel_set)),
+                               np.array(swiglu_reference(extremes)), rtol=2e-6, atol=1e-30)
+    with pytest.raises(ValueError, match="float32 with an even last dimension"):
+        cpu_extension.swiglu(gate_up.astype(mx.bfloat16))
+
+
 @pytest.fixture(scope="module", params=[4, 8])
 def quantized_folder(request, tiny_checkpoint, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"q{request.param}") / "model"
@@ -193,12 +211,14 @@ def test_model_logits_with_and_without_the_extension(quantized_folder):
 
 
 @needs_extension
-def test_float_model_attention_through_the_extension(tiny_checkpoint):
-    """No quantized layer, so attention is all that differs: prompt and cached decode steps
-    agree to float32 rounding."""
+def test_float_model_attention_and_gate_through_the_extension(tiny_checkpoint):
+    """No quantized layer, so attention and SwiGLU are all that differ: prompt and cached
+    decode steps agree to float32 rounding."""
     fast, _ = mlx_lfm2.load(tiny_checkpoint[1], kernels="cpu")
     plain, _ = mlx_lfm2.load(tiny_checkpoint[1], kernels="cpu-mlx")
     assert {m.cpu_attention for _, m in fast.named_modules() if isinstance(m, Attention)} == {True}
+    assert {m.cpu_gate for _, m in fast.named_modules() if isinstance(m, MLP)} == {True}
+    assert {m.cpu_gate for _, m in plain.named_modules() if isinstance(m, MLP)} == {False}
     tokens = random_tokens(40, seed=5)
     np.testing.assert_allclose(stepwise_logits(fast, tokens, 30), stepwise_logits(plain, tokens, 30), atol=1e-4)
 
@@ -211,7 +231,7 @@ def test_without_the_extension_mlx_matmuls_run(quantized_folder, monkeypatch):
     assert isinstance(model.model.layers[0].feed_forward, nn.Module) and model(mx.array([[1, 2, 3]])).shape == (1, 3, 384)
     report = "\n".join(CliRunner().invoke(info_app, []).output.splitlines())
     assert "C++ CPU extension: not built (test)" in report and "MLX's mx.quantized_matmul" in report
-    assert "attention: MLX's mx.fast.scaled_dot_product_attention" in report
+    assert "attention, SwiGLU: MLX's" in report
 
 
 def test_info_command_says_which_paths_run():

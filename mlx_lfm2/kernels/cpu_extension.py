@@ -1,5 +1,5 @@
-"""The optional C++ extension (kernels/cpu_ext): quantized matmuls and causal attention for
-MLX's CPU backend.
+"""The optional C++ extension (kernels/cpu_ext): quantized matmuls, causal attention and SwiGLU
+for MLX's CPU backend.
 
 `pip install` builds it when a C++ compiler and CMake are at hand and skips it otherwise;
 `status()` says whether it loaded and, if not, why. It is built against one MLX version (its
@@ -68,3 +68,9 @@ def causal_attention(q: mx.array, k: mx.array, v: mx.array, scale: float, kernel
     cache's keys before them); the same result as mx.fast.scaled_dot_product_attention with
     mask="causal" (or none, for one query)."""
     return _cpu_ext.causal_attention(q, k, v, scale, kernel_set=kernel_set)
+
+
+def swiglu(gate_up: mx.array, kernel_set: str = "auto") -> mx.array:
+    """silu(gate) * up on the CPU for float32 gate_up = [gate | up] (..., 2H) -> (..., H), with
+    an 8-lane exp (MLX's CPU backend evaluates exp one value at a time)."""
+    return _cpu_ext.swiglu(gate_up, kernel_set=kernel_set)

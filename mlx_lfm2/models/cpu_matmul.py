@@ -1,5 +1,5 @@
-"""Quantized projections (and the tied LM head), and causal attention, through the C++ CPU
-extension.
+"""Quantized projections (and the tied LM head), causal attention and SwiGLU through the C++
+CPU extension.
 
 The layers keep MLX's classes, parameter names and arrays; only the product changes, so a
 model swaps to them after loading without copying a weight. Each keeps one more thing: its
@@ -14,7 +14,7 @@ import mlx.nn as nn
 from mlx.utils import tree_map_with_path
 
 from ..kernels import cpu_extension
-from .layers import Attention
+from .layers import MLP, Attention
 
 
 def _take_over(new: nn.Module, old: nn.Module, names: tuple[str, ...]) -> nn.Module:
@@ -57,11 +57,13 @@ class ExtensionQuantizedEmbedding(nn.QuantizedEmbedding):
 
 
 def use_cpu_extension(model: nn.Module) -> None:
-    """Moves every quantized layer the extension supports onto it, and attention (which then
-    takes the extension's kernel wherever it applies: float32, causal)."""
+    """Moves every quantized layer the extension supports onto it, and attention and the fused
+    SwiGLU (which then take the extension's kernels wherever they apply: float32, causal)."""
     for _, module in model.named_modules():
         if isinstance(module, Attention):
             module.cpu_attention = True
+        elif isinstance(module, MLP):
+            module.cpu_gate = True
 
     def swap(_, module):
         if isinstance(module, (ExtensionQuantizedLinear, ExtensionQuantizedEmbedding)):

@@ -125,6 +125,7 @@ class MLP(nn.Module):
         self[self._up] = nn.Linear(dim, hidden, bias=False)
         self[self._down] = nn.Linear(hidden, dim, bias=False)
         self.kernels = "reference"  # which body of the fused gate runs: see kernels.backend
+        self.cpu_gate = False  # the C++ extension's SwiGLU: see models.cpu_matmul
 
     def fuse(self) -> bool:
         fused = concatenate_linears([self[self._gate], self[self._up]])
@@ -136,7 +137,10 @@ class MLP(nn.Module):
 
     def __call__(self, h: mx.array) -> mx.array:
         if "gate_up" in self:
-            return self[self._down](swiglu(self.gate_up(h), impl=self.kernels))
+            gate_up = self.gate_up(h)
+            if self.cpu_gate and gate_up.dtype == mx.float32:
+                return self[self._down](cpu_extension.swiglu(gate_up))
+            return self[self._down](swiglu(gate_up, impl=self.kernels))
         return self[self._down](nn.silu(self[self._gate](h)) * self[self._up](h))
 
 

@@ -7,9 +7,9 @@ namespace mlx_lfm2 {
 
 namespace {
 
-const KernelSet kPortable{"portable", portable::qmv, portable::qmm, portable::attend};
+const KernelSet kPortable{"portable", portable::qmv, portable::qmm, portable::attend, portable::swiglu};
 #if defined(__x86_64__)
-const KernelSet kAvx2{"avx2", avx2::qmv, avx2::qmm, avx2::attend};
+const KernelSet kAvx2{"avx2", avx2::qmv, avx2::qmm, avx2::attend, avx2::swiglu};
 #endif
 
 }  // namespace

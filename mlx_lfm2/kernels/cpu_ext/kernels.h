@@ -67,6 +67,8 @@ struct AttentionHead {
            float* out);                                                               \
   /* Query rows i0..i1 of one head of causal attention. */                            \
   void attend(const AttentionHead& head, int i0, int i1);                             \
+  /* silu(gate) * up for rows of [gate | up] (2 * hidden floats each). */             \
+  void swiglu(const float* gate_up, int rows, int hidden, float* out);                \
   }
 
 MLX_LFM2_KERNEL_API(portable)
@@ -81,6 +83,7 @@ struct KernelSet {
   Product qmv;
   Product qmm;
   void (*attend)(const AttentionHead&, int, int);
+  void (*swiglu)(const float*, int, int, float*);
 };
 
 // The copy of the kernels a name asks for: "auto" is the best one this CPU runs, "avx2" or

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "rows.h"
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/allocator.h"
 #include "thread_pool.h"
@@ -35,35 +36,6 @@ std::vector<float> group_major(const mx::array& a, int n0, int n1) {
     default: throw std::invalid_argument("quantized_matmul: expected float32, bfloat16 or float16 scales");
   }
   return out;
-}
-
-template <typename T>
-void gather(const mx::array& a, float* out) {
-  const T* base = a.data<T>();
-  if (a.flags().row_contiguous) {
-    std::copy_n(base, a.size(), out);
-    return;
-  }
-  const int dims = static_cast<int>(a.ndim());
-  std::vector<int> index(dims, 0);
-  for (size_t i = 0; i < a.size(); i++) {
-    int64_t at = 0;
-    for (int d = 0; d < dims; d++) at += index[d] * a.strides()[d];
-    out[i] = static_cast<float>(base[at]);
-    for (int d = dims - 1; d >= 0 && ++index[d] == a.shape(d); d--) index[d] = 0;
-  }
-}
-
-// Any x (strided, any float dtype) as row-major float32: x is left to MLX's graph as it is,
-// since a contiguous() node before every call costs a dispatch each (~60 per decode step).
-std::vector<float> rows_of(const mx::array& x) {
-  std::vector<float> values(x.size());
-  switch (x.dtype()) {
-    case mx::float32: gather<float>(x, values.data()); break;
-    case mx::bfloat16: gather<mx::bfloat16_t>(x, values.data()); break;
-    default: gather<mx::float16_t>(x, values.data()); break;
-  }
-  return values;
 }
 
 void check(bool ok, const std::string& message) {
