@@ -2,10 +2,10 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "dispatch.h"
 #include "kernels.h"
-#include "mlx/allocator.h"
-#include "mlx/backend/cpu/encoder.h"
 #include "thread_pool.h"
 
 namespace mlx_lfm2 {
@@ -37,7 +37,8 @@ void run(const KernelSet& kernels, const mx::array& q, const mx::array& k, const
         v.data<float>() + b * v.strides()[0] + kv * v.strides()[1],
         out.data<float>() + ((size_t)b * heads + head) * rows * dims,
         q.strides()[2], k.strides()[2], v.strides()[2], rows, keys, dims, scale};
-    kernels.attend(h, block * kRowsPerTask, std::min(rows, (block + 1) * kRowsPerTask));
+    std::vector<float> scores(keys);
+    kernels.attend(h, block * kRowsPerTask, std::min(rows, (block + 1) * kRowsPerTask), scores.data());
   });
 }
 
@@ -59,12 +60,9 @@ mx::array causal_attention(const mx::array& q, const mx::array& k, const mx::arr
 
 void CausalAttention::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   auto& out = outputs[0];
-  out.set_data(mx::allocator::malloc(out.nbytes()));
-  auto& encoder = mx::cpu::get_command_encoder(stream());
-  for (auto& input : inputs) encoder.set_input_array(input);
-  encoder.set_output_array(out);
-  encoder.dispatch([q = inputs[0], k = inputs[1], v = inputs[2], out = out, scale = scale_,
-                    &kernels = kernel_set(kernel_set_)]() mutable { run(kernels, q, k, v, out, scale); });
+  dispatch(stream(), inputs, out,
+           [q = inputs[0], k = inputs[1], v = inputs[2], out = out, scale = scale_,
+            &kernels = kernel_set(kernel_set_)]() mutable { run(kernels, q, k, v, out, scale); });
 }
 
 void CausalAttention::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) {

@@ -4,16 +4,10 @@
 #include <cstring>
 
 #include "kernels.h"
-
-#ifndef KERNEL_NAMESPACE
-#error "compile with -DKERNEL_NAMESPACE=<name>"
-#endif
+#include "vector8.h"
 
 namespace mlx_lfm2::KERNEL_NAMESPACE {
 namespace {
-
-typedef float f8 __attribute__((vector_size(32)));
-typedef int32_t i8 __attribute__((vector_size(32)));
 
 // exp(x) for x in [-87, 88] (clamped there), relative error below 2e-7: x = n ln2 + r with
 // |r| <= ln2 / 2, exp(r) by its degree-6 Taylor polynomial, 2^n put into the exponent bits.
@@ -32,12 +26,6 @@ inline f8 exp8(f8 x) {
   return p * two_n;
 }
 
-inline f8 load(const float* p) {
-  f8 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
 }  // namespace
 
 void swiglu(const float* gate_up, int rows, int hidden, float* out) {
@@ -48,8 +36,7 @@ void swiglu(const float* gate_up, int rows, int hidden, float* out) {
     int c = 0;
     for (; c + 8 <= hidden; c += 8) {
       const f8 g = load(gate + c);
-      const f8 v = g * load(up + c) / (1.0f + exp8(-g));
-      std::memcpy(o + c, &v, sizeof(v));
+      store(o + c, g * load(up + c) / (1.0f + exp8(-g)));
     }
     for (; c < hidden; c++) {
       f8 g = {};

@@ -2,9 +2,6 @@
 // instruction set with KERNEL_NAMESPACE set: AVX2 on x86_64, where vpmaddubsw multiplies 32
 // weight codes by 32 bytes of x an instruction, and the baseline (SSE2 on x86_64, NEON on
 // arm64) as the portable copy, plain C++ that the compiler vectorizes as it can.
-#include <algorithm>
-#include <cstring>
-#include <vector>
 
 #include "kernels.h"
 
@@ -130,20 +127,6 @@ inline __m256i sum_each(const __m256i a[8]) {
   return _mm256_add_epi32(_mm256_permute2x128_si256(low, high, 0x20), _mm256_permute2x128_si256(low, high, 0x31));
 }
 
-// x's per-group figures group-major (G x M), so that a tile loads its 4 rows' in one go.
-struct GroupMajor {
-  std::vector<float> scales, sums, value_sums;  // value sums as floats: exact, |sum| <= 127 * 128
-
-  GroupMajor(const QuantizedInput& x, int m, int G) : scales((size_t)G * m), sums(scales.size()), value_sums(scales.size()) {
-    for (int r = 0; r < m; r++)
-      for (int g = 0; g < G; g++) {
-        scales[(size_t)g * m + r] = x.scales[(size_t)r * G + g];
-        sums[(size_t)g * m + r] = x.sums[(size_t)r * G + g];
-        value_sums[(size_t)g * m + r] = (float)x.value_sums[(size_t)r * G + g];
-      }
-  }
-};
-
 // Rows m0..m0+3 of a group-major column, each twice: the order of a tile's (row, column) pairs.
 inline __m256 per_pair(const float* group_column) {
   return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(group_column)), _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
@@ -153,8 +136,7 @@ inline __m256 per_pair(const float* group_column) {
 // into one vector, so the per-group scaling costs one multiply-add for the tile, not one per
 // pair.
 template <int BITS, int BLOCK>
-void qmm_tile(const QuantizedInput& x, const GroupMajor& by_group, int M, int m0, const QuantizedWeights& w, int n,
-              float* out, int ldo) {
+void qmm_tile(const QuantizedInput& x, int M, int m0, const QuantizedWeights& w, int n, float* out, int ldo) {
   using Block = WeightBlock<BITS, BLOCK>;
   const int K = w.cols, G = K / w.group_size, row_bytes = K * BITS / 8;
   const uint8_t* rows = reinterpret_cast<const uint8_t*>(w.packed) + (size_t)n * row_bytes;
@@ -172,11 +154,11 @@ void qmm_tile(const QuantizedInput& x, const GroupMajor& by_group, int M, int m0
     for (auto& a : acc) a = Block::widen(a);
     const size_t at = (size_t)g * M + m0;
     __m256 codes = _mm256_cvtepi32_ps(sum_each(acc));  // exact: below 2^24
-    if constexpr (BITS == 8) codes = _mm256_fmadd_ps(_mm256_set1_ps(128), per_pair(by_group.value_sums.data() + at), codes);
+    if constexpr (BITS == 8) codes = _mm256_fmadd_ps(_mm256_set1_ps(128), per_pair(x.value_sums_by_group + at), codes);
     const __m256 scales = _mm256_blend_ps(_mm256_set1_ps(w.scale(n, g)), _mm256_set1_ps(w.scale(n + 1, g)), 0xAA);
     const __m256 biases = _mm256_blend_ps(_mm256_set1_ps(w.bias(n, g)), _mm256_set1_ps(w.bias(n + 1, g)), 0xAA);
-    total = _mm256_fmadd_ps(codes, _mm256_mul_ps(scales, per_pair(by_group.scales.data() + at)), total);
-    total = _mm256_fmadd_ps(biases, per_pair(by_group.sums.data() + at), total);
+    total = _mm256_fmadd_ps(codes, _mm256_mul_ps(scales, per_pair(x.scales_by_group + at)), total);
+    total = _mm256_fmadd_ps(biases, per_pair(x.sums_by_group + at), total);
   }
   alignas(32) float pairs[8];
   _mm256_store_ps(pairs, total);
@@ -224,7 +206,7 @@ void qmv_blocks(const QuantizedInput& x, int m, const QuantizedWeights& w, int n
   for (int m0 = 0; m0 < m; m0 += 4) {
     const QuantizedInput part = rows_from(x, m0, K, G);
     float* o = out + (size_t)m0 * w.rows;
-    switch (std::min(4, m - m0)) {
+    switch (m - m0 < 4 ? m - m0 : 4) {
       case 1: qmv_rows<BITS, BLOCK, 1>(part, w, n0, n1, o); break;
       case 2: qmv_rows<BITS, BLOCK, 2>(part, w, n0, n1, o); break;
       case 3: qmv_rows<BITS, BLOCK, 3>(part, w, n0, n1, o); break;
@@ -237,14 +219,13 @@ template <int BITS, int BLOCK>
 void qmm_blocks(const QuantizedInput& x, int m, const QuantizedWeights& w, int n0, int n1, float* out) {
 #if defined(__AVX2__)
   const int K = w.cols, G = K / w.group_size, tiled_rows = m / 4 * 4, tiled_end = n0 + (n1 - n0) / 2 * 2;
-  const GroupMajor by_group(x, m, G);
   // Blocks of 32 weight rows (16-72 KB) stay in L2 while every row of x meets them, 4 rows
   // (4 K bytes) at a time from L1: per product, x is read 4 times as much as the weights.
   constexpr int kBlockRows = 32;
   for (int block = n0; block < tiled_end; block += kBlockRows)
     for (int m0 = 0; m0 < tiled_rows; m0 += 4)
-      for (int n = block; n < std::min(block + kBlockRows, tiled_end); n += 2)
-        qmm_tile<BITS, BLOCK>(x, by_group, m, m0, w, n, out, w.rows);
+      for (int n = block; n < block + kBlockRows && n < tiled_end; n += 2)
+        qmm_tile<BITS, BLOCK>(x, m, m0, w, n, out, w.rows);
   if (tiled_end < n1) qmv_blocks<BITS, BLOCK>(x, tiled_rows, w, tiled_end, n1, out);
   if (tiled_rows < m)
     qmv_blocks<BITS, BLOCK>(rows_from(x, tiled_rows, K, G), m - tiled_rows, w, n0, n1, out + (size_t)tiled_rows * w.rows);

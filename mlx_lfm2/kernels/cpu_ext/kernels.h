@@ -38,6 +38,11 @@ struct QuantizedInput {
   const float* scales;    // m x G: x ~= values * scale
   const float* sums;      // m x G: the exact float sum of x over the group (for the biases)
   const int32_t* value_sums;  // m x G: the sum of `values` over the group (8-bit weights' offset)
+  // The same three group-major (G x m, value sums as floats: exact, |sum| <= 127 * 128), so that
+  // a prefill tile loads its rows' figures in one go; qmm needs them, qmv not.
+  const float* scales_by_group = nullptr;
+  const float* sums_by_group = nullptr;
+  const float* value_sums_by_group = nullptr;
 };
 
 void quantize_input(const float* x, int m, int K, int group_size, int bits, int8_t* values, float* scales,
@@ -56,7 +61,9 @@ struct AttentionHead {
 };
 
 // The same sources are compiled once per instruction set (see CMakeLists.txt); each copy
-// lives in its own namespace and the dispatcher picks one at run time.
+// lives in its own namespace and the dispatcher picks one at run time. Those sources use no
+// standard library template (nor allocate): its instances are shared between the copies at
+// link time, and one built for AVX2 could end up running on a CPU without it.
 #define MLX_LFM2_KERNEL_API(ns)                                                        \
   namespace ns {                                                                       \
   /* Decode: few rows of x, the weights streamed once. */                             \
@@ -65,8 +72,8 @@ struct AttentionHead {
   /* Prefill: register tiles of 4 rows of x by 2 weight rows. */                      \
   void qmm(const QuantizedInput& x, int m, const QuantizedWeights& w, int n0, int n1,   \
            float* out);                                                               \
-  /* Query rows i0..i1 of one head of causal attention. */                            \
-  void attend(const AttentionHead& head, int i0, int i1);                             \
+  /* Query rows i0..i1 of one head of causal attention; scratch: head.keys floats. */  \
+  void attend(const AttentionHead& head, int i0, int i1, float* scratch);             \
   /* silu(gate) * up for rows of [gate | up] (2 * hidden floats each). */             \
   void swiglu(const float* gate_up, int rows, int hidden, float* out);                \
   }
@@ -82,7 +89,7 @@ struct KernelSet {
   const char* name;
   Product qmv;
   Product qmm;
-  void (*attend)(const AttentionHead&, int, int);
+  void (*attend)(const AttentionHead&, int, int, float*);
   void (*swiglu)(const float*, int, int, float*);
 };
 

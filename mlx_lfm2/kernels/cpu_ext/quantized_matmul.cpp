@@ -5,10 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "dispatch.h"
 #include "kernels.h"
 #include "rows.h"
-#include "mlx/backend/cpu/encoder.h"
-#include "mlx/allocator.h"
 #include "thread_pool.h"
 
 namespace mlx_lfm2 {
@@ -55,8 +54,23 @@ void run(const KernelSet& kernels, const mx::array& x, const mx::array& w, const
   std::vector<float> x_scales((size_t)M * G), x_sums((size_t)M * G);
   std::vector<int32_t> x_value_sums((size_t)M * G);
   quantize_input(xf, M, K, group_size, bits, x_values.data(), x_scales.data(), x_sums.data(), x_value_sums.data());
-  const QuantizedInput x_quantized{x_values.data(), x_scales.data(), x_sums.data(), x_value_sums.data()};
-  const Product product = M >= kTiledFromRows ? kernels.qmm : kernels.qmv;
+  QuantizedInput x_quantized{x_values.data(), x_scales.data(), x_sums.data(), x_value_sums.data()};
+  const bool tiled = M >= kTiledFromRows;
+  std::vector<float> by_group(tiled ? (size_t)3 * G * M : 0);
+  if (tiled) {
+    float *scales_by_group = by_group.data(), *sums_by_group = scales_by_group + (size_t)G * M,
+          *value_sums_by_group = sums_by_group + (size_t)G * M;
+    for (int r = 0; r < M; r++)
+      for (int g = 0; g < G; g++) {
+        scales_by_group[(size_t)g * M + r] = x_scales[(size_t)r * G + g];
+        sums_by_group[(size_t)g * M + r] = x_sums[(size_t)r * G + g];
+        value_sums_by_group[(size_t)g * M + r] = static_cast<float>(x_value_sums[(size_t)r * G + g]);
+      }
+    x_quantized.scales_by_group = scales_by_group;
+    x_quantized.sums_by_group = sums_by_group;
+    x_quantized.value_sums_by_group = value_sums_by_group;
+  }
+  const Product product = tiled ? kernels.qmm : kernels.qmv;
 
   // Row chunks per thread: a few per thread for balance, in units of 8 rows.
   ThreadPool& pool = ThreadPool::instance();
@@ -132,16 +146,11 @@ mx::array quantized_matmul(const mx::array& x, const mx::array& w, const mx::arr
 
 void QuantizedMatmul::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   auto& out = outputs[0];
-  out.set_data(mx::allocator::malloc(out.nbytes()));
-  auto& encoder = mx::cpu::get_command_encoder(stream());
-  for (auto& input : inputs) encoder.set_input_array(input);
-  encoder.set_output_array(out);
-  // The arrays are captured by value: they keep their buffers alive until the task has run.
-  encoder.dispatch([x = inputs[0], w = inputs[1], scales = inputs[2], biases = inputs[3], out = out,
-                    group_size = group_size_, bits = bits_, group_major = group_major_,
-                    &chosen = mlx_lfm2::kernel_set(kernel_set_)]() mutable {
-    run(chosen, x, w, scales, biases, out, group_size, bits, group_major);
-  });
+  dispatch(stream(), inputs, out,
+           [x = inputs[0], w = inputs[1], scales = inputs[2], biases = inputs[3], out = out, group_size = group_size_,
+            bits = bits_, group_major = group_major_, &chosen = mlx_lfm2::kernel_set(kernel_set_)]() mutable {
+             run(chosen, x, w, scales, biases, out, group_size, bits, group_major);
+           });
 }
 
 void QuantizedMatmul::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) {

@@ -1,11 +1,11 @@
 #include "swiglu.h"
 
+#include <algorithm>
 #include <stdexcept>
 
+#include "dispatch.h"
 #include "kernels.h"
 #include "rows.h"
-#include "mlx/allocator.h"
-#include "mlx/backend/cpu/encoder.h"
 #include "thread_pool.h"
 
 namespace mlx_lfm2 {
@@ -41,11 +41,7 @@ mx::array swiglu(const mx::array& gate_up, const std::string& kernel_set, mx::St
 
 void SwiGLU::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
   auto& out = outputs[0];
-  out.set_data(mx::allocator::malloc(out.nbytes()));
-  auto& encoder = mx::cpu::get_command_encoder(stream());
-  encoder.set_input_array(inputs[0]);
-  encoder.set_output_array(out);
-  encoder.dispatch([gate_up = inputs[0], out = out, &kernels = kernel_set(kernel_set_)]() mutable {
+  dispatch(stream(), inputs, out, [gate_up = inputs[0], out = out, &kernels = kernel_set(kernel_set_)]() mutable {
     run(kernels, gate_up, out);
   });
 }
