@@ -197,20 +197,10 @@ def test_chat_repl_in_a_terminal(tiny_checkpoint, tmp_path):
 
 
 def test_chat_ctrl_c_stops_the_answer_and_keeps_the_conversation(tiny_checkpoint):
-    # Seconds of output: the tiny model writes ~650 tokens/s with the CPU extension, and the
-    # prompt plus 2000 tokens still fit its 2048 positions.
-    child = spawn_chat(tiny_checkpoint[1], "--max-tokens", "2000")
-    # A first answer, to the end: in a cold CI run (fresh venv, no cached compiled kernels) a
-    # Ctrl-C early in the first answer never reached the chat and the whole answer ran; what is
-    # tested here is stopping an answer, so the interrupt goes to the second one.
-    child.sendline("hi")
-    prefill_count(child)
-    child.sendline("/reset")
-    child.expect_exact("conversation reset")
+    child = spawn_chat(tiny_checkpoint[1], "--max-tokens", "480")  # seconds of output
     child.sendline("tell me a long story")
     child.expect_exact("tell me a long story")  # the terminal's echo
-    child.expect(r"\S")  # the answer streams
-    time.sleep(0.2)
+    time.sleep(0.5)
     child.sendintr()
     child.expect_exact("[stopped]")
     child.expect_exact(">>> ")
